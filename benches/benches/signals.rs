@@ -1,0 +1,2 @@
+//! Signal benchmarks (being written).
+fn main() {}

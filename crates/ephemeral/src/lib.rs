@@ -1,0 +1,88 @@
+//! Bounded, observable, self-cleaning async execution with signal-based coordination.
+//!
+//! *Fire and don't quite forget.* `ephemeral` sits between `tokio::spawn` (no visibility, no
+//! bound) and `.await` (the caller blocks): work goes into a coordinator that caps concurrency,
+//! tracks every operation (pending, running, done, failed) in a bounded window that cleans
+//! itself, keeps only metadata (never payloads), and lets operations emit **signals** — short
+//! strings like `rate-limit` or `http.error.503` — that other code senses by name or glob
+//! pattern to throttle, defer, cancel or alert.
+//!
+//! # Which piece do I need?
+//!
+//! | scenario | use |
+//! |---|---|
+//! | process a collection once | [`for_each`] / [`for_each_keyed`] |
+//! | a long-lived queue accepting items over time | [`WorkCoordinator`] |
+//! | per-entity ordering (user commands, tenant jobs) | [`KeyedWorkCoordinator`] |
+//! | capture results alongside metadata | [`ResultCoordinator`] |
+//! | several coordinators with named configurations | [`CoordinatorFactory`] |
+//! | signals shared across coordinators | [`SignalSink`] |
+//! | route signals to async handlers by pattern | [`SignalDispatcher`] |
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
+//!
+//! let coordinator = WorkCoordinator::new(
+//!     |n: u64, op: Operation| async move {
+//!         if n % 10 == 0 {
+//!             op.emit("cache-miss");
+//!         }
+//!         Ok::<_, std::io::Error>(())
+//!     },
+//!     Options::default().max_concurrency(4),
+//! );
+//! for n in 0..100 {
+//!     coordinator.enqueue(n).await.unwrap();
+//! }
+//! coordinator.complete();
+//! coordinator.drain().await;
+//! assert_eq!(coordinator.total_completed(), 100);
+//! assert_eq!(coordinator.count_signals("cache-miss"), 10);
+//! # }
+//! ```
+//!
+//! # Runtime
+//!
+//! Everything runs on tokio. Constructors that start background work (coordinators, the
+//! processor, the dispatcher) must be called within a tokio runtime and panic otherwise.
+//! Time (ages, lifetimes, deferral) follows tokio's clock, so `start_paused` tests are exact.
+//!
+//! # Features
+//!
+//! * `serde`: `Serialize` for snapshots, events and stats.
+//!
+//! # Differences from the .NET original
+//!
+//! Bodies receive an [`Operation`] handle and can emit signals (the original could not);
+//! a busy key never blocks other keys; shrinking the concurrency limit takes effect as bodies
+//! finish; `drain` never hangs on a panicking callback; `cancel` accounts for every pending item;
+//! idle keys cost no memory. See the repository README for the full list.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod id;
+mod operation;
+mod options;
+pub mod pattern;
+mod signal;
+mod time;
+
+#[cfg(feature = "serde")]
+mod serde_time;
+
+pub use id::OperationId;
+pub use operation::{OperationError, OperationSnapshot};
+pub use options::{Options, OptionsError};
+pub use pattern::Pattern;
+pub use signal::{
+    AsyncSignalProcessor, BlockReason, SignalConstraints, SignalEvent, SignalRetracted, SignalSink,
+    SignalSource, Subscription,
+};
+
+/// The error type bodies and handlers may return: anything that converts into it works.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

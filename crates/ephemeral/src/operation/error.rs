@@ -1,0 +1,123 @@
+//! Why an operation failed.
+
+use crate::BoxError;
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+/// Why an operation failed: the body's own error, a panic, or cancellation.
+///
+/// Cheap to clone (shared). [`downcast_ref`](Self::downcast_ref) reaches the body's error value.
+///
+/// ```
+/// use ephemeral::OperationError;
+///
+/// #[derive(Debug)]
+/// struct Timeout;
+/// impl std::fmt::Display for Timeout {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("timed out") }
+/// }
+/// impl std::error::Error for Timeout {}
+///
+/// let err = OperationError::from_error(Timeout);
+/// assert!(err.downcast_ref::<Timeout>().is_some());
+/// assert!(!err.is_panic());
+/// assert_eq!(err.to_string(), "timed out");
+/// ```
+#[derive(Clone)]
+pub struct OperationError {
+    kind: Arc<Kind>,
+}
+
+enum Kind {
+    Body(BoxError),
+    Panic(String),
+    Cancelled,
+}
+
+impl OperationError {
+    /// Wraps a body's error.
+    pub fn from_error(err: impl Into<BoxError>) -> Self {
+        OperationError {
+            kind: Arc::new(Kind::Body(err.into())),
+        }
+    }
+
+    pub(crate) fn panic(payload: Box<dyn Any + Send>) -> Self {
+        let msg = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "non-string panic payload".to_string()
+        };
+        OperationError {
+            kind: Arc::new(Kind::Panic(msg)),
+        }
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        OperationError {
+            kind: Arc::new(Kind::Cancelled),
+        }
+    }
+
+    /// Whether the body panicked.
+    #[must_use]
+    pub fn is_panic(&self) -> bool {
+        matches!(*self.kind, Kind::Panic(_))
+    }
+
+    /// Whether the operation was cancelled.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.kind, Kind::Cancelled)
+    }
+
+    /// The panic message, for panics.
+    #[must_use]
+    pub fn panic_message(&self) -> Option<&str> {
+        match &*self.kind {
+            Kind::Panic(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The body's error as `E`, if it is one.
+    #[must_use]
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        match &*self.kind {
+            Kind::Body(e) => e.downcast_ref::<E>(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OperationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.kind {
+            Kind::Body(e) => fmt::Display::fmt(e, f),
+            Kind::Panic(m) => write!(f, "operation panicked: {m}"),
+            Kind::Cancelled => f.write_str("operation cancelled"),
+        }
+    }
+}
+
+impl fmt::Debug for OperationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &*self.kind {
+            Kind::Body(e) => f.debug_tuple("OperationError::Body").field(e).finish(),
+            Kind::Panic(m) => f.debug_tuple("OperationError::Panic").field(m).finish(),
+            Kind::Cancelled => f.write_str("OperationError::Cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for OperationError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.kind {
+            Kind::Body(e) => e.source(),
+            _ => None,
+        }
+    }
+}

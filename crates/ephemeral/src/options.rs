@@ -1,0 +1,455 @@
+//! Coordinator configuration.
+
+use crate::operation::OperationSnapshot;
+use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
+use crate::BoxError;
+use futures_util::future::BoxFuture;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) type SyncHandler<E> = Arc<dyn Fn(&E) + Send + Sync>;
+pub(crate) type AsyncHandler<E> =
+    Arc<dyn Fn(E) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
+pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
+
+/// Boxes a user's async handler into the uniform shape.
+pub(crate) fn async_handler<E, F, Fut, Err>(f: F) -> AsyncHandler<E>
+where
+    F: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Err>> + Send + 'static,
+    Err: Into<BoxError>,
+{
+    Arc::new(move |e| {
+        let fut = f(e);
+        Box::pin(async move { fut.await.map_err(Into::into) })
+    })
+}
+
+/// Configuration shared by every coordinator (and by [`for_each`](crate::for_each)).
+///
+/// Start from [`Options::default()`] and chain the consuming setters; `Options` is `Clone`, so
+/// one value can configure several coordinators (handlers and sinks are shared, not copied).
+/// Coordinator constructors call [`validate`](Self::validate) and panic with its message on a
+/// programmer error such as a zero limit.
+///
+/// | setter | default |
+/// |---|---|
+/// | [`max_concurrency`](Self::max_concurrency) | available parallelism |
+/// | [`max_concurrency_per_key`](Self::max_concurrency_per_key) | 1 |
+/// | [`dynamic_concurrency`](Self::dynamic_concurrency) | false |
+/// | [`max_tracked_operations`](Self::max_tracked_operations) | 200 |
+/// | [`max_operation_lifetime`](Self::max_operation_lifetime) | 5 minutes |
+/// | [`queue_capacity`](Self::queue_capacity) | = `max_tracked_operations` |
+/// | [`fair_scheduling`](Self::fair_scheduling), [`fair_scheduling_threshold`](Self::fair_scheduling_threshold) | false, 10 |
+/// | [`cancel_on_signals`](Self::cancel_on_signals), [`defer_on_signals`](Self::defer_on_signals) | none |
+/// | [`max_defer_attempts`](Self::max_defer_attempts), [`defer_check_interval`](Self::defer_check_interval) | 10, 100 ms |
+/// | [`max_concurrent_signal_handlers`](Self::max_concurrent_signal_handlers), [`max_queued_signals`](Self::max_queued_signals) | 4, 1000 |
+///
+/// ```
+/// use ephemeral::{Options, SignalSink};
+/// use std::time::Duration;
+///
+/// let sink = SignalSink::default();
+/// let options = Options::default()
+///     .max_concurrency(8)
+///     .max_tracked_operations(500)
+///     .max_operation_lifetime(Some(Duration::from_secs(60)))
+///     .defer_on_signals(["rate-limit", "rate-limit:*"])
+///     .cancel_on_signals(["system-overload, circuit-open"])
+///     .signals(sink)
+///     .name("translator");
+/// assert!(options.validate().is_ok());
+///
+/// let bad = Options::default().max_concurrency(0);
+/// assert_eq!(bad.validate().unwrap_err().field(), "max_concurrency");
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Options {
+    pub(crate) max_concurrency: usize,
+    pub(crate) max_concurrency_per_key: usize,
+    pub(crate) dynamic_concurrency: bool,
+    pub(crate) max_tracked_operations: usize,
+    pub(crate) max_operation_lifetime: Option<Duration>,
+    pub(crate) queue_capacity: Option<usize>,
+    pub(crate) fair_scheduling: bool,
+    pub(crate) fair_scheduling_threshold: usize,
+    pub(crate) cancel_on_signals: Vec<String>,
+    pub(crate) defer_on_signals: Vec<String>,
+    pub(crate) max_defer_attempts: u32,
+    pub(crate) defer_check_interval: Duration,
+    pub(crate) signals: Option<SignalSink>,
+    pub(crate) signal_constraints: Option<SignalConstraints>,
+    pub(crate) on_signal: Option<SyncHandler<SignalEvent>>,
+    pub(crate) on_signal_async: Option<AsyncHandler<SignalEvent>>,
+    pub(crate) on_signal_retracted: Option<SyncHandler<SignalRetracted>>,
+    pub(crate) on_signal_retracted_async: Option<AsyncHandler<SignalRetracted>>,
+    pub(crate) max_concurrent_signal_handlers: usize,
+    pub(crate) max_queued_signals: usize,
+    pub(crate) on_sample: Option<SampleHandler>,
+    pub(crate) cancellation_token: Option<CancellationToken>,
+    pub(crate) name: Option<Arc<str>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_concurrency: std::thread::available_parallelism().map_or(4, |n| n.get()),
+            max_concurrency_per_key: 1,
+            dynamic_concurrency: false,
+            max_tracked_operations: 200,
+            max_operation_lifetime: Some(Duration::from_secs(5 * 60)),
+            queue_capacity: None,
+            fair_scheduling: false,
+            fair_scheduling_threshold: 10,
+            cancel_on_signals: Vec::new(),
+            defer_on_signals: Vec::new(),
+            max_defer_attempts: 10,
+            defer_check_interval: Duration::from_millis(100),
+            signals: None,
+            signal_constraints: None,
+            on_signal: None,
+            on_signal_async: None,
+            on_signal_retracted: None,
+            on_signal_retracted_async: None,
+            max_concurrent_signal_handlers: 4,
+            max_queued_signals: 1000,
+            on_sample: None,
+            cancellation_token: None,
+            name: None,
+        }
+    }
+}
+
+fn strings<I>(patterns: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: Into<String>,
+{
+    patterns.into_iter().map(Into::into).collect()
+}
+
+impl Options {
+    /// Global cap on running bodies (must be at least 1).
+    pub fn max_concurrency(mut self, n: usize) -> Self {
+        self.max_concurrency = n;
+        self
+    }
+
+    /// Keyed coordinators: cap on running bodies per key (must be at least 1).
+    pub fn max_concurrency_per_key(mut self, n: usize) -> Self {
+        self.max_concurrency_per_key = n;
+        self
+    }
+
+    /// Allows [`set_max_concurrency`](crate::WorkCoordinator::set_max_concurrency) at run time.
+    pub fn dynamic_concurrency(mut self, enabled: bool) -> Self {
+        self.dynamic_concurrency = enabled;
+        self
+    }
+
+    /// How many *finished* operations the window keeps (must be at least 1). Running
+    /// operations are always tracked on top of these.
+    pub fn max_tracked_operations(mut self, n: usize) -> Self {
+        self.max_tracked_operations = n;
+        self
+    }
+
+    /// How long a finished operation stays visible, counted from its completion; `None` keeps
+    /// it until the size bound pushes it out.
+    pub fn max_operation_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.max_operation_lifetime = lifetime;
+        self
+    }
+
+    /// How many items may wait to start (must be at least 1): `enqueue` waits and
+    /// `try_enqueue` answers `Full` beyond it. Defaults to `max_tracked_operations`.
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = Some(n);
+        self
+    }
+
+    /// Keyed coordinators: refuse items of a key that already has
+    /// [`fair_scheduling_threshold`](Self::fair_scheduling_threshold) items pending.
+    pub fn fair_scheduling(mut self, enabled: bool) -> Self {
+        self.fair_scheduling = enabled;
+        self
+    }
+
+    /// Pending items per key at which fair scheduling refuses more (must be at least 1).
+    pub fn fair_scheduling_threshold(mut self, n: usize) -> Self {
+        self.fair_scheduling_threshold = n;
+        self
+    }
+
+    /// Glob patterns (entries may be comma lists): while a matching signal is present in the
+    /// window or the configured sink, new items are refused with `Rejected` and queued items
+    /// are not started (counted as cancelled).
+    pub fn cancel_on_signals<I>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.cancel_on_signals = strings(patterns);
+        self
+    }
+
+    /// Glob patterns (entries may be comma lists): while a matching signal is present, the next
+    /// start waits, re-checking every [`defer_check_interval`](Self::defer_check_interval), up
+    /// to [`max_defer_attempts`](Self::max_defer_attempts) times, then runs anyway (counted in
+    /// [`Stats::defer_timeouts`](crate::Stats::defer_timeouts)).
+    pub fn defer_on_signals<I>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.defer_on_signals = strings(patterns);
+        self
+    }
+
+    /// How many checks a deferred start makes before running anyway.
+    pub fn max_defer_attempts(mut self, attempts: u32) -> Self {
+        self.max_defer_attempts = attempts;
+        self
+    }
+
+    /// Time between two checks of a deferred start (must not be zero).
+    pub fn defer_check_interval(mut self, interval: Duration) -> Self {
+        self.defer_check_interval = interval;
+        self
+    }
+
+    /// A shared sink: operation signals are raised there too, and `cancel_on_signals` /
+    /// `defer_on_signals` consult it.
+    pub fn signals(mut self, sink: SignalSink) -> Self {
+        self.signals = Some(sink);
+        self
+    }
+
+    /// Propagation limits for [`Operation::emit_caused`](crate::Operation::emit_caused); without
+    /// them nothing is blocked.
+    pub fn signal_constraints(mut self, constraints: SignalConstraints) -> Self {
+        self.signal_constraints = Some(constraints);
+        self
+    }
+
+    /// Called synchronously, on the emitting task, for every signal an operation emits. Keep it
+    /// fast; a panic in it is contained.
+    pub fn on_signal(mut self, f: impl Fn(&SignalEvent) + Send + Sync + 'static) -> Self {
+        self.on_signal = Some(Arc::new(f));
+        self
+    }
+
+    /// Queued async handler for every emitted signal, run in the background with at most
+    /// [`max_concurrent_signal_handlers`](Self::max_concurrent_signal_handlers) at once; when
+    /// [`max_queued_signals`](Self::max_queued_signals) wait, the oldest is dropped and counted.
+    pub fn on_signal_async<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.on_signal_async = Some(async_handler(f));
+        self
+    }
+
+    /// Called synchronously for every retraction.
+    pub fn on_signal_retracted(
+        mut self,
+        f: impl Fn(&SignalRetracted) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_signal_retracted = Some(Arc::new(f));
+        self
+    }
+
+    /// Queued async handler for every retraction (same queue rules as
+    /// [`on_signal_async`](Self::on_signal_async)).
+    pub fn on_signal_retracted_async<F, Fut, E>(mut self, f: F) -> Self
+    where
+        F: Fn(SignalRetracted) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        self.on_signal_retracted_async = Some(async_handler(f));
+        self
+    }
+
+    /// Async handlers running at once (must be at least 1).
+    pub fn max_concurrent_signal_handlers(mut self, n: usize) -> Self {
+        self.max_concurrent_signal_handlers = n;
+        self
+    }
+
+    /// Signals waiting for an async handler before the oldest is dropped (must be at least 1).
+    pub fn max_queued_signals(mut self, n: usize) -> Self {
+        self.max_queued_signals = n;
+        self
+    }
+
+    /// Called once after each operation finishes, with the window (metadata only). A panic in
+    /// it is contained and never hangs `drain`.
+    pub fn on_sample(mut self, f: impl Fn(&[OperationSnapshot]) + Send + Sync + 'static) -> Self {
+        self.on_sample = Some(Arc::new(f));
+        self
+    }
+
+    /// A parent token: cancelling it cancels the coordinator (as
+    /// [`cancel`](crate::WorkCoordinator::cancel) does).
+    pub fn cancellation_token(mut self, token: CancellationToken) -> Self {
+        self.cancellation_token = Some(token);
+        self
+    }
+
+    /// A name shown in status output, metrics and traces.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(Arc::from(name.into()));
+        self
+    }
+
+    /// The configured name, if any.
+    #[must_use]
+    pub fn get_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The effective queue capacity.
+    pub(crate) fn effective_queue_capacity(&self) -> usize {
+        self.queue_capacity.unwrap_or(self.max_tracked_operations)
+    }
+
+    /// Checks every limit; coordinators panic with this error's message when it fails.
+    ///
+    /// # Errors
+    ///
+    /// An [`OptionsError`] naming the first field that is out of range.
+    pub fn validate(&self) -> Result<(), OptionsError> {
+        let checks: [(&'static str, bool, &'static str); 7] = [
+            (
+                "max_concurrency",
+                self.max_concurrency > 0,
+                "must be at least 1",
+            ),
+            (
+                "max_concurrency_per_key",
+                self.max_concurrency_per_key > 0,
+                "must be at least 1",
+            ),
+            (
+                "max_tracked_operations",
+                self.max_tracked_operations > 0,
+                "must be at least 1",
+            ),
+            (
+                "queue_capacity",
+                self.effective_queue_capacity() > 0,
+                "must be at least 1",
+            ),
+            (
+                "max_concurrent_signal_handlers",
+                self.max_concurrent_signal_handlers > 0,
+                "must be at least 1",
+            ),
+            (
+                "max_queued_signals",
+                self.max_queued_signals > 0,
+                "must be at least 1",
+            ),
+            (
+                "fair_scheduling_threshold",
+                self.fair_scheduling_threshold > 0,
+                "must be at least 1",
+            ),
+        ];
+        for (field, ok, why) in checks {
+            if !ok {
+                return Err(OptionsError { field, reason: why });
+            }
+        }
+        if !self.defer_on_signals.is_empty() && self.defer_check_interval.is_zero() {
+            return Err(OptionsError {
+                field: "defer_check_interval",
+                reason: "must not be zero when defer_on_signals is set",
+            });
+        }
+        Ok(())
+    }
+
+    /// Validates, panicking with the error's message (constructors' contract).
+    #[track_caller]
+    pub(crate) fn validated(self) -> Self {
+        if let Err(e) = self.validate() {
+            panic!("invalid ephemeral::Options: {e}");
+        }
+        self
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("name", &self.name)
+            .field("max_concurrency", &self.max_concurrency)
+            .field("max_concurrency_per_key", &self.max_concurrency_per_key)
+            .field("dynamic_concurrency", &self.dynamic_concurrency)
+            .field("max_tracked_operations", &self.max_tracked_operations)
+            .field("max_operation_lifetime", &self.max_operation_lifetime)
+            .field("queue_capacity", &self.effective_queue_capacity())
+            .field("fair_scheduling", &self.fair_scheduling)
+            .field("fair_scheduling_threshold", &self.fair_scheduling_threshold)
+            .field("cancel_on_signals", &self.cancel_on_signals)
+            .field("defer_on_signals", &self.defer_on_signals)
+            .field("max_defer_attempts", &self.max_defer_attempts)
+            .field("defer_check_interval", &self.defer_check_interval)
+            .field("signals", &self.signals.is_some())
+            .field("signal_constraints", &self.signal_constraints)
+            .field("on_signal", &self.on_signal.is_some())
+            .field("on_signal_async", &self.on_signal_async.is_some())
+            .field("on_signal_retracted", &self.on_signal_retracted.is_some())
+            .field(
+                "on_signal_retracted_async",
+                &self.on_signal_retracted_async.is_some(),
+            )
+            .field(
+                "max_concurrent_signal_handlers",
+                &self.max_concurrent_signal_handlers,
+            )
+            .field("max_queued_signals", &self.max_queued_signals)
+            .field("on_sample", &self.on_sample.is_some())
+            .field("cancellation_token", &self.cancellation_token.is_some())
+            .finish()
+    }
+}
+
+/// An [`Options`] value out of range; names the field.
+///
+/// ```
+/// use ephemeral::Options;
+///
+/// let err = Options::default().max_tracked_operations(0).validate().unwrap_err();
+/// assert_eq!(err.field(), "max_tracked_operations");
+/// assert_eq!(err.to_string(), "max_tracked_operations must be at least 1");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptionsError {
+    field: &'static str,
+    reason: &'static str,
+}
+
+impl OptionsError {
+    /// The offending setter's name.
+    #[must_use]
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for OptionsError {}

@@ -1,0 +1,1 @@
+//! Pattern-routed async signal handlers (being written).

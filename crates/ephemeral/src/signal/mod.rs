@@ -1,0 +1,21 @@
+//! Signals: short names that operations emit and other code senses.
+//!
+//! * [`SignalEvent`] / [`SignalRetracted`]: what was raised or retracted, by whom, when.
+//! * [`SignalSource`]: one query vocabulary for coordinators and sinks.
+//! * [`SignalSink`]: a shared, bounded, self-cleaning window of events.
+//! * [`SignalConstraints`]: limits on chains of signals causing signals.
+//! * [`AsyncSignalProcessor`]: a bounded background queue of async handlers.
+//! * [`SignalDispatcher`]: routes events to handlers by glob pattern.
+
+mod constraints;
+mod dispatcher;
+pub(crate) mod event;
+pub(crate) mod processor;
+mod sink;
+mod source;
+
+pub use constraints::{BlockReason, SignalConstraints};
+pub use event::{SignalEvent, SignalRetracted};
+pub use processor::AsyncSignalProcessor;
+pub use sink::{SignalSink, Subscription};
+pub use source::SignalSource;

@@ -1,0 +1,386 @@
+//! The shared, bounded, self-cleaning signal window.
+
+use crate::id::OperationId;
+use crate::pattern::PatternSet;
+use crate::signal::{SignalEvent, SignalSource};
+use crate::time;
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+type Subscriber = Arc<dyn Fn(&SignalEvent) + Send + Sync>;
+
+/// A shared, bounded window of recent [`SignalEvent`]s: raise from anywhere, sense from anywhere.
+///
+/// A sink never holds more than `max_capacity` events (the oldest are dropped on insert) and
+/// never returns an event older than `max_age` (ages are checked on every read, on tokio's
+/// clock, by each event's own timestamp: an event raised with an old timestamp is already
+/// partly aged). [`len`](Self::len), [`is_empty`](Self::is_empty) and
+/// [`total_signals`](SignalSource::total_signals) always agree with what
+/// [`sense`](Self::sense) returns.
+///
+/// Cloning gives another handle to the same sink. Configure it on coordinators with
+/// [`Options::signals`](crate::Options::signals) and they raise their operations' signals here
+/// too, and consult it for `cancel_on_signals` / `defer_on_signals`.
+///
+/// ```
+/// use ephemeral::{SignalSink, SignalSource};
+/// use std::time::Duration;
+///
+/// let sink = SignalSink::new(1000, Duration::from_secs(60));
+/// sink.raise("system-maintenance");
+/// assert!(sink.detect("system-maintenance"));
+/// assert!(sink.has_signal_matching("system-*"));
+///
+/// // Subscribers see every raise; dropping the subscription unsubscribes.
+/// let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// let counter = seen.clone();
+/// let sub = sink.subscribe(move |_evt| { counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed); });
+/// sink.raise("a");
+/// drop(sub);
+/// sink.raise("b");
+/// assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
+/// ```
+#[derive(Clone)]
+pub struct SignalSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Bumped on every raise and clear, so readers can cache "is a pattern present?".
+    generation: AtomicU64,
+    has_subscribers: AtomicBool,
+    max_capacity: usize,
+    max_age: Duration,
+}
+
+struct Stored {
+    event: SignalEvent,
+    /// The event's timestamp on tokio's clock.
+    at: Instant,
+}
+
+struct State {
+    events: VecDeque<Stored>,
+    /// The newest `at` ever pushed; an older push makes the deque unordered.
+    newest: Option<Instant>,
+    unordered: bool,
+    subscribers: Arc<[(u64, Subscriber)]>,
+    next_subscriber: u64,
+}
+
+impl Default for SignalSink {
+    /// A sink of 1000 events, each visible for one minute.
+    fn default() -> Self {
+        SignalSink::new(1000, Duration::from_secs(60))
+    }
+}
+
+impl SignalSink {
+    /// A sink of at most `max_capacity` events, each visible for `max_age`.
+    ///
+    /// # Panics
+    ///
+    /// If `max_capacity` is zero.
+    #[must_use]
+    pub fn new(max_capacity: usize, max_age: Duration) -> Self {
+        assert!(
+            max_capacity > 0,
+            "SignalSink::new: max_capacity must be at least 1"
+        );
+        SignalSink {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    events: VecDeque::with_capacity(max_capacity.min(1024)),
+                    newest: None,
+                    unordered: false,
+                    subscribers: Arc::from(Vec::new()),
+                    next_subscriber: 0,
+                }),
+                generation: AtomicU64::new(0),
+                has_subscribers: AtomicBool::new(false),
+                max_capacity,
+                max_age,
+            }),
+        }
+    }
+
+    /// The capacity this sink was made with.
+    #[must_use]
+    pub fn max_capacity(&self) -> usize {
+        self.inner.max_capacity
+    }
+
+    /// How long an event stays visible.
+    #[must_use]
+    pub fn max_age(&self) -> Duration {
+        self.inner.max_age
+    }
+
+    /// Raises a signal with a fresh operation id, no key, stamped now; returns the event.
+    pub fn raise(&self, name: impl Into<Arc<str>>) -> SignalEvent {
+        self.raise_now(name.into(), None)
+    }
+
+    /// Raises a signal for `key` with a fresh operation id, stamped now; returns the event.
+    pub fn raise_with_key(
+        &self,
+        name: impl Into<Arc<str>>,
+        key: impl Into<Arc<str>>,
+    ) -> SignalEvent {
+        self.raise_now(name.into(), Some(key.into()))
+    }
+
+    fn raise_now(&self, name: Arc<str>, key: Option<Arc<str>>) -> SignalEvent {
+        let at = time::now();
+        let event =
+            SignalEvent::with_parts(name, OperationId::next(), key, time::to_system(at), None);
+        self.push(event.clone(), at);
+        event
+    }
+
+    /// Raises an event as it is (its timestamp, id, key and propagation are kept).
+    ///
+    /// An event whose timestamp is already older than `max_age` is accepted but never returned.
+    pub fn raise_event(&self, event: SignalEvent) {
+        let at = time::from_system(event.timestamp());
+        self.push(event, at);
+    }
+
+    fn push(&self, event: SignalEvent, at: Instant) {
+        let subscribers = {
+            let mut state = self.lock();
+            let inner = &*self.inner;
+            match state.newest {
+                Some(newest) if at < newest => state.unordered = true,
+                _ => state.newest = Some(at),
+            }
+            if state.events.len() == inner.max_capacity {
+                state.events.pop_front();
+            }
+            let subscribers = inner
+                .has_subscribers
+                .load(Ordering::Relaxed)
+                .then(|| (!state.subscribers.is_empty()).then(|| state.subscribers.clone()))
+                .flatten();
+            match subscribers {
+                // Subscribers get the event after the lock is released; keep a copy.
+                Some(subs) => {
+                    state.events.push_back(Stored {
+                        event: event.clone(),
+                        at,
+                    });
+                    self.bump();
+                    drop(state);
+                    Some((subs, event))
+                }
+                None => {
+                    state.events.push_back(Stored { event, at });
+                    self.bump();
+                    None
+                }
+            }
+        };
+        if let Some((subs, event)) = subscribers {
+            for (_, sub) in subs.iter() {
+                // A panicking subscriber must not poison the sink or stop the others.
+                let _ = catch_unwind(AssertUnwindSafe(|| sub(&event)));
+            }
+        }
+    }
+
+    fn bump(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing user-supplied runs under this lock, so poisoning cannot leave broken state.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks, drops expired events, and hands the live ones to `f`.
+    fn with_live<R>(&self, f: impl FnOnce(&VecDeque<Stored>) -> R) -> R {
+        let now = time::now();
+        let mut state = self.lock();
+        purge(&mut state, self.inner.max_age, now);
+        f(&state.events)
+    }
+
+    /// A copy of the live events that satisfy `predicate`, oldest first.
+    pub fn sense(&self, mut predicate: impl FnMut(&SignalEvent) -> bool) -> Vec<SignalEvent> {
+        self.with_live(|events| {
+            events
+                .iter()
+                .filter(|s| predicate(&s.event))
+                .map(|s| s.event.clone())
+                .collect()
+        })
+    }
+
+    /// Whether a live event is named exactly `name`.
+    #[must_use]
+    pub fn detect(&self, name: &str) -> bool {
+        self.detect_where(|e| e.is(name))
+    }
+
+    /// Whether a live event satisfies `predicate` (stops at the first).
+    pub fn detect_where(&self, mut predicate: impl FnMut(&SignalEvent) -> bool) -> bool {
+        self.with_live(|events| events.iter().any(|s| predicate(&s.event)))
+    }
+
+    /// The number of live events.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.with_live(VecDeque::len)
+    }
+
+    /// Whether there are no live events.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every event.
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.events.clear();
+        state.newest = None;
+        state.unordered = false;
+        self.bump();
+    }
+
+    /// Calls `subscriber` with every event raised from now on, on the raising thread, after the
+    /// event is stored. A panicking subscriber is contained. Dropping the returned
+    /// [`Subscription`] unsubscribes.
+    pub fn subscribe(
+        &self,
+        subscriber: impl Fn(&SignalEvent) + Send + Sync + 'static,
+    ) -> Subscription {
+        let mut state = self.lock();
+        let id = state.next_subscriber;
+        state.next_subscriber += 1;
+        let mut subs: Vec<(u64, Subscriber)> = state.subscribers.iter().cloned().collect();
+        subs.push((id, Arc::new(subscriber)));
+        state.subscribers = Arc::from(subs);
+        self.inner.has_subscribers.store(true, Ordering::Relaxed);
+        Subscription {
+            sink: Arc::downgrade(&self.inner),
+            id,
+        }
+    }
+
+    /// Whether two handles point at the same sink.
+    #[must_use]
+    pub fn same_sink(&self, other: &SignalSink) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// The change counter: it moves on every raise and clear.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
+    /// If a live event matches `patterns`, the instant until which one surely stays live
+    /// (barring raises and clears, which move the generation).
+    pub(crate) fn matching_until(&self, patterns: &PatternSet) -> Option<Instant> {
+        let max_age = self.inner.max_age;
+        self.with_live(|events| {
+            events
+                .iter()
+                .filter(|s| patterns.matches(s.event.signal()))
+                .map(|s| s.at.checked_add(max_age).unwrap_or(s.at))
+                .max()
+        })
+    }
+}
+
+/// Drops expired events: from the front while the deque is ordered by time, by a full pass
+/// otherwise.
+fn purge(state: &mut State, max_age: Duration, now: Instant) {
+    let live = |at: Instant| match at.checked_add(max_age) {
+        Some(deadline) => deadline >= now,
+        None => true,
+    };
+    if state.unordered {
+        state.events.retain(|s| live(s.at));
+        state.unordered = !state
+            .events
+            .iter()
+            .zip(state.events.iter().skip(1))
+            .all(|(a, b)| a.at <= b.at);
+    } else {
+        while state.events.front().is_some_and(|s| !live(s.at)) {
+            state.events.pop_front();
+        }
+    }
+}
+
+impl SignalSource for SignalSink {
+    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
+        self.with_live(|events| {
+            for s in events {
+                if visit(&s.event).is_break() {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn total_signals(&self) -> usize {
+        self.len()
+    }
+}
+
+impl fmt::Debug for SignalSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalSink")
+            .field("len", &self.len())
+            .field("max_capacity", &self.inner.max_capacity)
+            .field("max_age", &self.inner.max_age)
+            .finish()
+    }
+}
+
+/// A live [`SignalSink::subscribe`] registration; dropping it unsubscribes.
+#[must_use = "dropping a Subscription unsubscribes at once"]
+pub struct Subscription {
+    sink: Weak<Inner>,
+    id: u64,
+}
+
+impl Subscription {
+    /// Unsubscribes now (the same as dropping it).
+    pub fn unsubscribe(self) {}
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(inner) = self.sink.upgrade() {
+            let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            let subs: Vec<(u64, Subscriber)> = state
+                .subscribers
+                .iter()
+                .filter(|(id, _)| *id != self.id)
+                .cloned()
+                .collect();
+            inner
+                .has_subscribers
+                .store(!subs.is_empty(), Ordering::Relaxed);
+            state.subscribers = Arc::from(subs);
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
+    }
+}
