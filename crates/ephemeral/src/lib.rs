@@ -65,18 +65,26 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod coordinator;
 mod id;
 mod operation;
 mod options;
 pub mod pattern;
 mod signal;
 mod time;
+mod window;
 
 #[cfg(feature = "serde")]
 mod serde_time;
 
+pub use coordinator::{
+    for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, ConcurrencyError,
+    CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory, KeyedWorkCoordinator,
+    ResultCoordinator, ResultSnapshot, Stats, Summary, TryEnqueueError, UnknownCoordinator,
+    WorkCoordinator,
+};
 pub use id::OperationId;
-pub use operation::{OperationError, OperationSnapshot};
+pub use operation::{Operation, OperationError, OperationSnapshot};
 pub use options::{Options, OptionsError};
 pub use pattern::Pattern;
 pub use signal::{

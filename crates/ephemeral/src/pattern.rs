@@ -288,6 +288,7 @@ impl PatternSet {
         self.patterns.iter().any(|p| p.matches(text))
     }
 
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Pattern> {
         self.patterns.iter()
     }

@@ -7,7 +7,7 @@
 //! labels and ages consistent under `start_paused` tests.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tokio::time::Instant;
 
 struct Anchor {
@@ -56,9 +56,4 @@ pub(crate) fn from_system(at: SystemTime) -> Instant {
 #[inline]
 pub(crate) fn system_now() -> SystemTime {
     to_system(now())
-}
-
-/// `at + d`, saturating instead of panicking.
-pub(crate) fn saturating_add(at: Instant, d: Duration) -> Option<Instant> {
-    at.checked_add(d)
 }

@@ -27,12 +27,12 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct OperationError {
     kind: Arc<Kind>,
+    cancelled: bool,
 }
 
 enum Kind {
     Body(BoxError),
     Panic(String),
-    Cancelled,
 }
 
 impl OperationError {
@@ -40,6 +40,7 @@ impl OperationError {
     pub fn from_error(err: impl Into<BoxError>) -> Self {
         OperationError {
             kind: Arc::new(Kind::Body(err.into())),
+            cancelled: false,
         }
     }
 
@@ -53,13 +54,14 @@ impl OperationError {
         };
         OperationError {
             kind: Arc::new(Kind::Panic(msg)),
+            cancelled: false,
         }
     }
 
-    pub(crate) fn cancelled() -> Self {
-        OperationError {
-            kind: Arc::new(Kind::Cancelled),
-        }
+    /// Marks the failure as having happened after the operation's token was cancelled.
+    pub(crate) fn with_cancelled(mut self, cancelled: bool) -> Self {
+        self.cancelled = cancelled;
+        self
     }
 
     /// Whether the body panicked.
@@ -68,10 +70,12 @@ impl OperationError {
         matches!(*self.kind, Kind::Panic(_))
     }
 
-    /// Whether the operation was cancelled.
+    /// Whether the operation failed after its cancellation token was cancelled (by
+    /// [`WorkCoordinator::cancel`](crate::WorkCoordinator::cancel) or a parent token): the
+    /// failure most likely *is* the cancellation. The body's own error stays reachable.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        matches!(*self.kind, Kind::Cancelled)
+        self.cancelled
     }
 
     /// The panic message, for panics.
@@ -98,7 +102,6 @@ impl fmt::Display for OperationError {
         match &*self.kind {
             Kind::Body(e) => fmt::Display::fmt(e, f),
             Kind::Panic(m) => write!(f, "operation panicked: {m}"),
-            Kind::Cancelled => f.write_str("operation cancelled"),
         }
     }
 }
@@ -108,7 +111,6 @@ impl fmt::Debug for OperationError {
         match &*self.kind {
             Kind::Body(e) => f.debug_tuple("OperationError::Body").field(e).finish(),
             Kind::Panic(m) => f.debug_tuple("OperationError::Panic").field(m).finish(),
-            Kind::Cancelled => f.write_str("OperationError::Cancelled"),
         }
     }
 }
@@ -117,7 +119,7 @@ impl std::error::Error for OperationError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.kind {
             Kind::Body(e) => e.source(),
-            _ => None,
+            Kind::Panic(_) => None,
         }
     }
 }

@@ -91,10 +91,6 @@ impl SignalEvent {
         self.key.as_deref()
     }
 
-    pub(crate) fn key_arc(&self) -> Option<&Arc<str>> {
-        self.key.as_ref()
-    }
-
     /// When it was raised.
     #[must_use]
     pub fn timestamp(&self) -> SystemTime {

@@ -7,10 +7,11 @@
 //! * [`AsyncSignalProcessor`]: a bounded background queue of async handlers.
 //! * [`SignalDispatcher`]: routes events to handlers by glob pattern.
 
-mod constraints;
+pub(crate) mod constraints;
 mod dispatcher;
 pub(crate) mod event;
 pub(crate) mod processor;
+pub(crate) mod reactive;
 mod sink;
 mod source;
 

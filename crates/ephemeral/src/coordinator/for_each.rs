@@ -1,0 +1,194 @@
+//! One-shot bounded parallel processing with tracking.
+
+use super::error::Cancelled;
+use super::keyed::KeyedWorkCoordinator;
+use super::work::WorkCoordinator;
+use crate::{BoxError, Operation, OperationSnapshot, Options};
+use futures_util::{Stream, StreamExt};
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+
+/// What a one-shot run came to.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Summary {
+    /// Bodies that returned `Ok`.
+    pub completed: u64,
+    /// Bodies that returned `Err` or panicked.
+    pub failed: u64,
+    /// The final window (metadata only).
+    pub snapshot: Vec<OperationSnapshot>,
+}
+
+/// Runs `body` for every item, at most `options.max_concurrency` at once, and waits for all.
+///
+/// Body failures do not fail the call: they are counted in the [`Summary`] and visible in its
+/// window snapshot (and through `on_sample`). Cancelling the options'
+/// [`cancellation_token`](Options::cancellation_token) ends the run with `Err(Cancelled)`, after
+/// every started body has returned (bodies see the token through [`Operation::token`]); items
+/// not started by then are dropped.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{for_each, Options};
+///
+/// let summary = for_each(
+///     1..=10u32,
+///     |n, _op| async move { if n == 7 { Err("unlucky") } else { Ok(()) } },
+///     Options::default().max_concurrency(4),
+/// )
+/// .await
+/// .unwrap();
+/// assert_eq!((summary.completed, summary.failed), (9, 1));
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Cancelled`] if the options' token was cancelled (also before the call).
+///
+/// # Panics
+///
+/// Outside a tokio runtime, or on invalid options.
+pub async fn for_each<T, I, F, Fut, E>(
+    items: I,
+    body: F,
+    options: Options,
+) -> Result<Summary, Cancelled>
+where
+    T: Send + 'static,
+    I: IntoIterator<Item = T>,
+    F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    for_each_stream(futures_util::stream::iter(items), body, options).await
+}
+
+/// [`for_each`] over a [`Stream`].
+///
+/// # Errors
+///
+/// [`Cancelled`] if the options' token was cancelled.
+pub async fn for_each_stream<T, St, F, Fut, E>(
+    items: St,
+    body: F,
+    options: Options,
+) -> Result<Summary, Cancelled>
+where
+    T: Send + 'static,
+    St: Stream<Item = T>,
+    F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    let token = options.cancellation_token.clone();
+    if token.as_ref().is_some_and(|t| t.is_cancelled()) {
+        return Err(Cancelled);
+    }
+    let c = WorkCoordinator::new(body, options);
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = items.next().await {
+        if c.enqueue(item).await.is_err() {
+            break;
+        }
+    }
+    c.complete();
+    c.drain().await;
+    finish(token.as_ref(), c.stats(), c.snapshot())
+}
+
+/// [`for_each`] with per-key order: items of one key run in order, at most
+/// `max_concurrency_per_key` at a time (see [`KeyedWorkCoordinator`]).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{for_each_keyed, Options};
+///
+/// let commands = vec![("alice", 1), ("bob", 1), ("alice", 2)];
+/// let summary = for_each_keyed(
+///     commands,
+///     |(user, _)| *user,
+///     |_cmd, _op| async { Ok::<_, std::io::Error>(()) },
+///     Options::default().max_concurrency(8),
+/// )
+/// .await
+/// .unwrap();
+/// assert_eq!(summary.completed, 3);
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// [`Cancelled`] if the options' token was cancelled.
+pub async fn for_each_keyed<T, K, I, KF, F, Fut, E>(
+    items: I,
+    key_fn: KF,
+    body: F,
+    options: Options,
+) -> Result<Summary, Cancelled>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    I: IntoIterator<Item = T>,
+    KF: Fn(&T) -> K + Send + Sync + 'static,
+    F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    for_each_keyed_stream(futures_util::stream::iter(items), key_fn, body, options).await
+}
+
+/// [`for_each_keyed`] over a [`Stream`].
+///
+/// # Errors
+///
+/// [`Cancelled`] if the options' token was cancelled.
+pub async fn for_each_keyed_stream<T, K, St, KF, F, Fut, E>(
+    items: St,
+    key_fn: KF,
+    body: F,
+    options: Options,
+) -> Result<Summary, Cancelled>
+where
+    T: Send + 'static,
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    St: Stream<Item = T>,
+    KF: Fn(&T) -> K + Send + Sync + 'static,
+    F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError> + 'static,
+{
+    let token = options.cancellation_token.clone();
+    if token.as_ref().is_some_and(|t| t.is_cancelled()) {
+        return Err(Cancelled);
+    }
+    let c = KeyedWorkCoordinator::new(key_fn, body, options);
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = items.next().await {
+        if c.enqueue(item).await.is_err() {
+            break;
+        }
+    }
+    c.complete();
+    c.drain().await;
+    finish(token.as_ref(), c.stats(), c.snapshot())
+}
+
+fn finish(
+    token: Option<&tokio_util::sync::CancellationToken>,
+    stats: crate::Stats,
+    snapshot: Vec<OperationSnapshot>,
+) -> Result<Summary, Cancelled> {
+    if token.is_some_and(tokio_util::sync::CancellationToken::is_cancelled) {
+        return Err(Cancelled);
+    }
+    Ok(Summary {
+        completed: stats.completed,
+        failed: stats.failed,
+        snapshot,
+    })
+}

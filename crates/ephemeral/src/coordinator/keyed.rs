@@ -1,0 +1,248 @@
+//! `KeyedWorkCoordinator<K, T>`: per-key order, fair across keys.
+
+use super::engine::Shared;
+use super::error::{EnqueueError, TryEnqueueError};
+use super::scheduler::Keyed;
+use super::{common_methods, Handle};
+use crate::{
+    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
+};
+use futures_util::Stream;
+use std::fmt;
+use std::fmt::Display;
+use std::future::Future;
+use std::hash::Hash;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
+
+/// A work queue that keeps per-key order: sequential within an entity, parallel across them.
+///
+/// Every item has a key (from `key_fn`). Items of one key start in enqueue order, at most
+/// [`Options::max_concurrency_per_key`] at a time; items of different keys run in parallel up
+/// to [`Options::max_concurrency`]. The scheduler keeps a FIFO queue per key and a ring of keys
+/// that can start:
+///
+/// * **no head-of-line blocking**: an item whose key is idle starts as soon as a global slot
+///   frees, however many items of busy keys wait ahead of it;
+/// * **round-robin**: ready keys take turns, so a key with 10,000 queued items cannot starve a
+///   key with one;
+/// * **fair scheduling** (opt-in): `enqueue` and `try_enqueue` answer `KeyOverloaded(item)` for
+///   a key that already has [`Options::fair_scheduling_threshold`] items pending (checked
+///   atomically with the insert);
+/// * **idle keys cost nothing**: a key's state is removed the moment it has nothing pending or
+///   running.
+///
+/// Everything else (counters, window, signals, pause, drain, cancel, dynamic concurrency) is as
+/// on [`WorkCoordinator`](crate::WorkCoordinator); snapshots and signals carry the key's
+/// `Display` form.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{KeyedWorkCoordinator, Operation, Options};
+/// use std::sync::{Arc, Mutex};
+///
+/// #[derive(Debug)]
+/// struct Command { user: &'static str, seq: u32 }
+///
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let seen = log.clone();
+/// let commands = KeyedWorkCoordinator::new(
+///     |cmd: &Command| cmd.user,
+///     move |cmd: Command, _op: Operation| {
+///         let seen = seen.clone();
+///         async move {
+///             seen.lock().unwrap().push((cmd.user, cmd.seq));
+///             Ok::<_, std::io::Error>(())
+///         }
+///     },
+///     Options::default().max_concurrency(8).max_concurrency_per_key(1),
+/// );
+/// for seq in 0..3 {
+///     commands.enqueue(Command { user: "alice", seq }).await.unwrap();
+///     commands.enqueue(Command { user: "bob", seq }).await.unwrap();
+/// }
+/// commands.complete();
+/// commands.drain().await;
+/// let log = log.lock().unwrap();
+/// let alice: Vec<u32> = log.iter().filter(|(u, _)| *u == "alice").map(|(_, s)| *s).collect();
+/// assert_eq!(alice, [0, 1, 2]);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// The constructors panic outside a tokio runtime and on invalid [`Options`].
+pub struct KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    shared: Arc<Shared<T, Keyed<T, K>, ()>>,
+    handle: Arc<Handle<T, Keyed<T, K>, ()>>,
+    key_fn: KeyFn<T, K>,
+}
+
+impl<K, T> Clone for KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    fn clone(&self) -> Self {
+        KeyedWorkCoordinator {
+            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+            key_fn: self.key_fn.clone(),
+        }
+    }
+}
+
+impl<K, T> KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    /// A keyed coordinator: `key_fn` picks each item's key, `body` runs it.
+    #[track_caller]
+    pub fn new<KF, F, Fut, E>(key_fn: KF, body: F, options: Options) -> Self
+    where
+        KF: Fn(&T) -> K + Send + Sync + 'static,
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let threshold = options
+            .fair_scheduling
+            .then_some(options.fair_scheduling_threshold);
+        let sched = Keyed::new(options.max_concurrency_per_key.max(1), threshold);
+        let shared = Shared::start(sched, options, body);
+        KeyedWorkCoordinator {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+            shared,
+            key_fn: Arc::new(key_fn),
+        }
+    }
+
+    /// A keyed coordinator fed by `stream`; completes itself when the stream ends.
+    #[track_caller]
+    pub fn from_stream<St, KF, F, Fut, E>(stream: St, key_fn: KF, body: F, options: Options) -> Self
+    where
+        St: Stream<Item = T> + Send + 'static,
+        KF: Fn(&T) -> K + Send + Sync + 'static,
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let c = KeyedWorkCoordinator::new(key_fn, body, options);
+        let key_fn = c.key_fn.clone();
+        c.shared.feed(stream, move |item| key_fn(item));
+        c
+    }
+
+    /// Adds an item, waiting while `queue_capacity` items are pending (in all keys).
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`EnqueueError`]: `Closed`, `Rejected`, or `KeyOverloaded`
+    /// with fair scheduling on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued.
+    pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
+        let key = (self.key_fn)(&item);
+        self.shared.enqueue(item, key).await
+    }
+
+    /// Adds an item if there is room now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`TryEnqueueError`]: `Full`, `Closed`, `Rejected` or
+    /// `KeyOverloaded`.
+    pub fn try_enqueue(&self, item: T) -> Result<OperationId, TryEnqueueError<T>> {
+        let key = (self.key_fn)(&item);
+        self.shared.try_enqueue(item, key)
+    }
+
+    common_methods!();
+
+    /// Items of `key` waiting to start.
+    #[must_use]
+    pub fn pending_count_for_key(&self, key: &K) -> usize {
+        self.shared.with_core(|core| core.sched.pending_for(key))
+    }
+
+    /// Keys with anything pending or running (idle keys are forgotten at once).
+    #[must_use]
+    pub fn active_keys(&self) -> usize {
+        self.shared.with_core(|core| core.sched.tracked_keys())
+    }
+
+    /// Every operation in the window, in start order (see
+    /// [`WorkCoordinator::snapshot`](crate::WorkCoordinator::snapshot)).
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(|_| true)
+    }
+
+    /// The finished operations that failed, in start order.
+    #[must_use]
+    pub fn failed(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(OperationSnapshot::is_faulted)
+    }
+
+    /// The running operations, in start order.
+    #[must_use]
+    pub fn running(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(OperationSnapshot::is_running)
+    }
+
+    /// The finished operations in the window, in start order.
+    #[must_use]
+    pub fn completed(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(|s| !s.is_running())
+    }
+
+    /// The window's operations of `key`, in start order.
+    #[must_use]
+    pub fn snapshot_for_key(&self, key: &K) -> Vec<OperationSnapshot> {
+        let label = key.to_string();
+        self.shared
+            .snapshot_where(|s| s.key() == Some(label.as_str()))
+    }
+
+    /// The window's signals raised by operations of `key` (the typed twin of
+    /// [`SignalSource::signals_for_key`]).
+    #[must_use]
+    pub fn signals_for(&self, key: &K) -> Vec<SignalEvent> {
+        self.signals_for_key(&key.to_string())
+    }
+}
+
+impl<K, T> SignalSource for KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
+        self.shared.visit_signals(visit);
+    }
+}
+
+impl<K, T> fmt::Debug for KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyedWorkCoordinator")
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,219 @@
+//! The coordinators: one engine, several faces.
+
+mod engine;
+mod error;
+mod factory;
+mod for_each;
+mod keyed;
+mod result;
+pub(crate) mod scheduler;
+mod work;
+
+pub use error::{Cancelled, ConcurrencyError, EnqueueError, TryEnqueueError, UnknownCoordinator};
+pub use factory::{CoordinatorFactory, KeyedCoordinatorFactory};
+pub use for_each::{for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Summary};
+pub use keyed::KeyedWorkCoordinator;
+pub use result::{ResultCoordinator, ResultSnapshot};
+pub use work::WorkCoordinator;
+
+/// A consistent copy of a coordinator's counters, taken in one critical section.
+///
+/// After a drain, `enqueued == completed + failed + cancelled` always holds; at any moment,
+/// `enqueued == completed + failed + cancelled + pending + active`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Stats {
+    /// Items waiting to start.
+    pub pending: usize,
+    /// Bodies running now.
+    pub active: usize,
+    /// Items accepted so far (refused items are not counted).
+    pub enqueued: u64,
+    /// Bodies that returned `Ok`.
+    pub completed: u64,
+    /// Bodies that returned `Err` or panicked.
+    pub failed: u64,
+    /// Items dropped before starting: by `cancel`, or by a present `cancel_on_signals` signal.
+    pub cancelled: u64,
+    /// The current concurrency limit.
+    pub max_concurrency: usize,
+    /// Whether the coordinator is paused.
+    pub paused: bool,
+    /// Whether it accepts no more items (completed or cancelled).
+    pub closed: bool,
+    /// Starts that waited `max_defer_attempts` checks for a `defer_on_signals` signal to go,
+    /// then ran anyway.
+    pub defer_timeouts: u64,
+    /// Signals the async handler queues dropped (oldest first) because they were full.
+    pub signal_handler_drops: u64,
+    /// Async signal handlers that failed or panicked.
+    pub signal_handler_failures: u64,
+}
+
+/// Methods every coordinator has, delegating to the engine.
+macro_rules! common_methods {
+    () => {
+        /// Items waiting to start.
+        #[must_use]
+        pub fn pending_count(&self) -> usize {
+            self.shared.stats().pending
+        }
+
+        /// Bodies running now.
+        #[must_use]
+        pub fn active_count(&self) -> usize {
+            self.shared.stats().active
+        }
+
+        /// Items accepted so far.
+        #[must_use]
+        pub fn total_enqueued(&self) -> u64 {
+            self.shared.stats().enqueued
+        }
+
+        /// Bodies that returned `Ok`.
+        #[must_use]
+        pub fn total_completed(&self) -> u64 {
+            self.shared.stats().completed
+        }
+
+        /// Bodies that returned `Err` or panicked.
+        #[must_use]
+        pub fn total_failed(&self) -> u64 {
+            self.shared.stats().failed
+        }
+
+        /// Items dropped before starting (by `cancel` or a `cancel_on_signals` signal).
+        #[must_use]
+        pub fn total_cancelled(&self) -> u64 {
+            self.shared.stats().cancelled
+        }
+
+        /// All counters at once, consistent with each other.
+        #[must_use]
+        pub fn stats(&self) -> $crate::Stats {
+            self.shared.stats()
+        }
+
+        /// The name given in the options, if any.
+        #[must_use]
+        pub fn name(&self) -> Option<&str> {
+            self.shared.name.as_deref()
+        }
+
+        /// Stops starting new items (running bodies go on; intake continues).
+        pub fn pause(&self) {
+            self.shared.pause();
+        }
+
+        /// Starts items again after [`pause`](Self::pause).
+        pub fn resume(&self) {
+            self.shared.resume();
+        }
+
+        /// Whether the coordinator is paused.
+        #[must_use]
+        pub fn is_paused(&self) -> bool {
+            self.shared.is_paused()
+        }
+
+        /// Stops accepting items; queued ones still run. Idempotent: answers whether this call
+        /// closed it.
+        pub fn complete(&self) -> bool {
+            self.shared.complete()
+        }
+
+        /// Whether the coordinator accepts no more items (completed or cancelled).
+        #[must_use]
+        pub fn is_completed(&self) -> bool {
+            self.shared.is_closed()
+        }
+
+        /// Resolves once the coordinator is completed **and** nothing is pending or running
+        /// (including a running `on_sample`); pending until then, so call
+        /// [`complete`](Self::complete) first. While paused it waits; after
+        /// [`cancel`](Self::cancel) it resolves once running bodies return.
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe: dropping the future has no effect on the coordinator.
+        pub async fn drain(&self) {
+            self.shared.drain().await;
+        }
+
+        /// Whether [`drain`](Self::drain) would resolve at once.
+        #[must_use]
+        pub fn is_drained(&self) -> bool {
+            self.shared.is_drained()
+        }
+
+        /// Closes the coordinator, drops every pending item (counted as cancelled) and cancels
+        /// the token that running bodies see. Does not wait; see [`shutdown`](Self::shutdown).
+        pub fn cancel(&self) {
+            self.shared.cancel();
+        }
+
+        /// [`cancel`](Self::cancel), then waits until every running body has returned (even
+        /// one that ignores its token).
+        pub async fn shutdown(&self) {
+            self.shared.cancel();
+            self.shared.drain().await;
+        }
+
+        /// Changes the concurrency limit at run time. Growing starts waiting items at once;
+        /// shrinking takes effect as running bodies finish: running never exceeds the newest
+        /// limit once the excess has drained.
+        ///
+        /// # Errors
+        ///
+        /// [`ConcurrencyError::NotDynamic`](crate::ConcurrencyError::NotDynamic) unless the
+        /// options enabled `dynamic_concurrency`;
+        /// [`ConcurrencyError::Zero`](crate::ConcurrencyError::Zero) for 0.
+        pub fn set_max_concurrency(&self, n: usize) -> Result<(), $crate::ConcurrencyError> {
+            self.shared.set_max_concurrency(n)
+        }
+
+        /// The current concurrency limit.
+        #[must_use]
+        pub fn max_concurrency(&self) -> usize {
+            self.shared.max_concurrency()
+        }
+
+        /// Keeps a finished (or running) operation in the window until unpinned or evicted,
+        /// exempt from size and age eviction; answers whether it was found.
+        pub fn pin(&self, id: $crate::OperationId) -> bool {
+            self.shared.pin(id)
+        }
+
+        /// Makes a pinned operation evictable again; answers whether it was pinned.
+        pub fn unpin(&self, id: $crate::OperationId) -> bool {
+            self.shared.unpin(id)
+        }
+
+        /// Removes a finished operation from the window now, pinned or not; answers whether it
+        /// was there. Running operations cannot be evicted.
+        pub fn evict(&self, id: $crate::OperationId) -> bool {
+            self.shared.evict(id)
+        }
+
+        #[doc(hidden)]
+        /// Records the window holds right now (running + finished, including expired ones not
+        /// yet dropped): for memory tests.
+        pub fn window_len(&self) -> usize {
+            self.shared.window_held()
+        }
+    };
+}
+pub(crate) use common_methods;
+
+/// The strong handle: dropping the last one completes the coordinator.
+pub(crate) struct Handle<T: Send + 'static, S: scheduler::Scheduler<T>, R: Send + 'static> {
+    pub(crate) shared: std::sync::Arc<engine::Shared<T, S, R>>,
+}
+
+impl<T: Send + 'static, S: scheduler::Scheduler<T>, R: Send + 'static> Drop for Handle<T, S, R> {
+    fn drop(&mut self) {
+        self.shared.complete();
+    }
+}

@@ -1,0 +1,200 @@
+//! `ResultCoordinator<T, R>`: a work queue that keeps each operation's result in the window.
+
+use super::engine::Shared;
+use super::error::{EnqueueError, TryEnqueueError};
+use super::scheduler::Fifo;
+use super::{common_methods, Handle};
+use crate::{
+    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
+};
+use std::fmt;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// An operation's metadata plus its result (for operations that succeeded).
+#[derive(Clone, Debug)]
+pub struct ResultSnapshot<R> {
+    operation: OperationSnapshot,
+    result: Option<R>,
+}
+
+impl<R> ResultSnapshot<R> {
+    /// The metadata.
+    #[must_use]
+    pub fn operation(&self) -> &OperationSnapshot {
+        &self.operation
+    }
+
+    /// The result; `None` while running or after a failure.
+    #[must_use]
+    pub fn result(&self) -> Option<&R> {
+        self.result.as_ref()
+    }
+
+    /// Splits into metadata and result.
+    #[must_use]
+    pub fn into_parts(self) -> (OperationSnapshot, Option<R>) {
+        (self.operation, self.result)
+    }
+}
+
+/// A work queue whose body returns a value, kept alongside the operation's metadata.
+///
+/// Results live exactly as long as their operation stays in the window (bounded by
+/// `max_tracked_operations` and `max_operation_lifetime`), so memory stays bounded however many
+/// items pass. [`on_sample`](Options::on_sample) receives base snapshots only, never results.
+/// Everything else is as on [`WorkCoordinator`](crate::WorkCoordinator).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{Options, ResultCoordinator};
+///
+/// let fingerprints = ResultCoordinator::new(
+///     |events: Vec<u8>, _op| async move { Ok::<_, std::io::Error>(events.iter().map(|&b| u64::from(b)).sum::<u64>()) },
+///     Options::default().max_concurrency(4),
+/// );
+/// fingerprints.enqueue(vec![1, 2, 3]).await.unwrap();
+/// fingerprints.enqueue(vec![10]).await.unwrap();
+/// fingerprints.complete();
+/// fingerprints.drain().await;
+/// let mut results = fingerprints.results();
+/// results.sort();
+/// assert_eq!(results, [6, 10]);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// The constructor panics outside a tokio runtime and on invalid [`Options`].
+pub struct ResultCoordinator<T: Send + 'static, R: Send + 'static> {
+    shared: Arc<Shared<T, Fifo<T>, R>>,
+    handle: Arc<Handle<T, Fifo<T>, R>>,
+}
+
+impl<T: Send + 'static, R: Send + 'static> Clone for ResultCoordinator<T, R> {
+    fn clone(&self) -> Self {
+        ResultCoordinator {
+            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
+    /// A coordinator keeping what `body` returns.
+    #[track_caller]
+    pub fn new<F, Fut, E>(body: F, options: Options) -> Self
+    where
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let shared = Shared::start(Fifo::new(), options, body);
+        ResultCoordinator {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+            shared,
+        }
+    }
+
+    /// Adds an item, waiting for queue room (see
+    /// [`WorkCoordinator::enqueue`](crate::WorkCoordinator::enqueue)).
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`EnqueueError`].
+    pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
+        self.shared.enqueue(item, ()).await
+    }
+
+    /// Adds an item if there is room now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`TryEnqueueError`].
+    pub fn try_enqueue(&self, item: T) -> Result<OperationId, TryEnqueueError<T>> {
+        self.shared.try_enqueue(item, ())
+    }
+
+    common_methods!();
+
+    /// The running operations, in start order.
+    #[must_use]
+    pub fn running(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(OperationSnapshot::is_running)
+    }
+
+    /// The window's operations without results (privacy-safe), in start order.
+    #[must_use]
+    pub fn base_snapshot(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(|_| true)
+    }
+}
+
+impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
+    /// The results of the successful operations in the window, in start order.
+    #[must_use]
+    pub fn results(&self) -> Vec<R> {
+        self.shared.finished_where(|rec, _| rec.result.clone())
+    }
+
+    /// The window's operations with their results, in start order (running ones included,
+    /// without result).
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<ResultSnapshot<R>> {
+        self.shared.window_map(
+            |operation| {
+                Some(ResultSnapshot {
+                    operation,
+                    result: None,
+                })
+            },
+            |rec, pinned| {
+                Some(ResultSnapshot {
+                    operation: rec.snapshot(pinned),
+                    result: rec.result.clone(),
+                })
+            },
+        )
+    }
+
+    /// The operations in the window that succeeded, with their results.
+    #[must_use]
+    pub fn successful(&self) -> Vec<ResultSnapshot<R>> {
+        self.shared.finished_where(|rec, pinned| {
+            rec.result.as_ref().map(|r| ResultSnapshot {
+                operation: rec.snapshot(pinned),
+                result: Some(r.clone()),
+            })
+        })
+    }
+
+    /// The operations in the window that failed (no result).
+    #[must_use]
+    pub fn failed(&self) -> Vec<ResultSnapshot<R>> {
+        self.shared.finished_where(|rec, pinned| {
+            rec.error.is_some().then(|| ResultSnapshot {
+                operation: rec.snapshot(pinned),
+                result: None,
+            })
+        })
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> SignalSource for ResultCoordinator<T, R> {
+    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
+        self.shared.visit_signals(visit);
+    }
+}
+
+impl<T: Send + 'static, R: Send + 'static> fmt::Debug for ResultCoordinator<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResultCoordinator")
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

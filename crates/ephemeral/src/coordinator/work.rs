@@ -1,0 +1,209 @@
+//! `WorkCoordinator<T>`: a long-lived, bounded, observable work queue.
+
+use super::engine::Shared;
+use super::error::{EnqueueError, TryEnqueueError};
+use super::scheduler::Fifo;
+use super::{common_methods, Handle};
+use crate::{
+    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
+};
+use futures_util::Stream;
+use std::fmt;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// A long-lived work queue: bounded concurrency, every operation tracked, signals on the side.
+///
+/// Items go in with [`enqueue`](Self::enqueue) (waits for queue room) or
+/// [`try_enqueue`](Self::try_enqueue) (never waits); a pool of long-lived worker tasks runs the
+/// body for each, at most [`Options::max_concurrency`] at once, in enqueue order. Each body gets
+/// its item and an [`Operation`] handle to emit signals. The coordinator keeps counters, a
+/// bounded window of operation metadata (never payloads: see [`snapshot`](Self::snapshot)), and
+/// answers every [`SignalSource`] query over the window.
+///
+/// The handle is a cheap `Clone`. **Dropping the last handle completes the coordinator**: queued
+/// work still runs, then the workers exit and the body closure is released; no background
+/// task outlives that. Use [`cancel`](Self::cancel) or [`shutdown`](Self::shutdown) to stop
+/// early.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
+///
+/// let translator = WorkCoordinator::new(
+///     |text: String, op: Operation| async move {
+///         if text.is_empty() {
+///             op.emit("empty-input");
+///             return Err("nothing to translate");
+///         }
+///         Ok(())
+///     },
+///     Options::default().max_concurrency(8).name("translator"),
+/// );
+///
+/// translator.enqueue("hello".to_string()).await.unwrap();
+/// translator.enqueue(String::new()).await.unwrap();
+/// translator.complete();
+/// translator.drain().await;
+///
+/// let stats = translator.stats();
+/// assert_eq!((stats.completed, stats.failed), (1, 1));
+/// assert!(translator.has_signal("empty-input"));
+/// assert_eq!(translator.failed().len(), 1);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// The constructors panic outside a tokio runtime and on invalid [`Options`] (see
+/// [`Options::validate`]).
+pub struct WorkCoordinator<T: Send + 'static> {
+    shared: Arc<Shared<T, Fifo<T>, ()>>,
+    handle: Arc<Handle<T, Fifo<T>, ()>>,
+}
+
+impl<T: Send + 'static> Clone for WorkCoordinator<T> {
+    fn clone(&self) -> Self {
+        WorkCoordinator {
+            shared: self.shared.clone(),
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> WorkCoordinator<T> {
+    /// A coordinator running `body` for every item.
+    #[track_caller]
+    pub fn new<F, Fut, E>(body: F, options: Options) -> Self
+    where
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let shared = Shared::start(Fifo::new(), options, body);
+        WorkCoordinator {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+            shared,
+        }
+    }
+
+    /// A coordinator fed by `stream`: every item is enqueued (waiting for room), and the
+    /// coordinator completes itself when the stream ends. Items may also be enqueued by hand
+    /// meanwhile. If the coordinator is completed or cancelled first, the rest of the stream
+    /// is not read.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{Options, WorkCoordinator};
+    ///
+    /// let c = WorkCoordinator::from_stream(
+    ///     futures::stream::iter(0..10u32),
+    ///     |_n: u32, _op| async { Ok::<_, std::io::Error>(()) },
+    ///     Options::default(),
+    /// );
+    /// c.drain().await;
+    /// assert_eq!(c.total_completed(), 10);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn from_stream<St, F, Fut, E>(stream: St, body: F, options: Options) -> Self
+    where
+        St: Stream<Item = T> + Send + 'static,
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let c = WorkCoordinator::new(body, options);
+        c.shared.feed(stream, |_| ());
+        c
+    }
+
+    /// Adds an item, waiting while `queue_capacity` items are pending; answers the id its
+    /// operation will carry.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`EnqueueError`]: `Closed` after `complete`/`cancel`,
+    /// `Rejected` while a `cancel_on_signals` signal is present.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued.
+    pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
+        self.shared.enqueue(item, ()).await
+    }
+
+    /// Adds an item if there is room now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back inside [`TryEnqueueError`]: `Full`, `Closed` or `Rejected`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{Options, TryEnqueueError, WorkCoordinator};
+    ///
+    /// let c = WorkCoordinator::new(
+    ///     |_: u32, _op| async { Ok::<_, std::io::Error>(()) },
+    ///     Options::default().queue_capacity(1),
+    /// );
+    /// c.pause();
+    /// c.try_enqueue(1).unwrap();
+    /// match c.try_enqueue(2) {
+    ///     Err(TryEnqueueError::Full(item)) => assert_eq!(item, 2),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # }
+    /// ```
+    pub fn try_enqueue(&self, item: T) -> Result<OperationId, TryEnqueueError<T>> {
+        self.shared.try_enqueue(item, ())
+    }
+
+    common_methods!();
+
+    /// Every operation in the window (running ones, then finished ones still tracked), in
+    /// start order. A copy: it never changes after it is taken, and it holds no payloads.
+    #[must_use]
+    pub fn snapshot(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(|_| true)
+    }
+
+    /// The finished operations that failed, in start order.
+    #[must_use]
+    pub fn failed(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(OperationSnapshot::is_faulted)
+    }
+
+    /// The running operations, in start order.
+    #[must_use]
+    pub fn running(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(OperationSnapshot::is_running)
+    }
+
+    /// The finished operations in the window (successful or not), in start order.
+    #[must_use]
+    pub fn completed(&self) -> Vec<OperationSnapshot> {
+        self.shared.snapshot_where(|s| !s.is_running())
+    }
+}
+
+impl<T: Send + 'static> SignalSource for WorkCoordinator<T> {
+    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
+        self.shared.visit_signals(visit);
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for WorkCoordinator<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkCoordinator")
+            .field("name", &self.name())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

@@ -1,0 +1,100 @@
+//! Where an operation's signals go: the coordinator-wide signal plumbing.
+
+use crate::options::{Options, SyncHandler};
+use crate::pattern::PatternSet;
+use crate::signal::processor::Processor;
+use crate::signal::reactive::Gates;
+use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use tokio_util::sync::CancellationToken;
+
+/// Shared by every operation of one coordinator.
+pub(crate) struct Hub {
+    pub(crate) token: CancellationToken,
+    pub(crate) sink: Option<SignalSink>,
+    pub(crate) constraints: Option<SignalConstraints>,
+    on_signal: Option<SyncHandler<SignalEvent>>,
+    on_retracted: Option<SyncHandler<SignalRetracted>>,
+    signal_processor: Option<Processor<SignalEvent>>,
+    retract_processor: Option<Processor<SignalRetracted>>,
+    pub(crate) gates: Gates,
+}
+
+impl Hub {
+    /// Builds the plumbing; starts async processors if handlers are configured (needs a
+    /// runtime then).
+    pub(crate) fn new(options: &Options, token: CancellationToken) -> Self {
+        let processor = |h| {
+            Processor::without_token(
+                h,
+                options.max_concurrent_signal_handlers,
+                options.max_queued_signals,
+            )
+        };
+        Hub {
+            token,
+            sink: options.signals.clone(),
+            constraints: options.signal_constraints.clone(),
+            on_signal: options.on_signal.clone(),
+            on_retracted: options.on_signal_retracted.clone(),
+            signal_processor: options.on_signal_async.clone().map(processor),
+            retract_processor: options.on_signal_retracted_async.clone().map(|h| {
+                Processor::without_token(
+                    h,
+                    options.max_concurrent_signal_handlers,
+                    options.max_queued_signals,
+                )
+            }),
+            gates: Gates::new(
+                PatternSet::from_entries(&options.cancel_on_signals),
+                PatternSet::from_entries(&options.defer_on_signals),
+                options.signals.clone(),
+            ),
+        }
+    }
+
+    /// Sends an emitted event to the sink and the handlers.
+    pub(crate) fn publish(&self, event: &SignalEvent) {
+        if let Some(sink) = &self.sink {
+            sink.raise_event(event.clone());
+        }
+        if let Some(f) = &self.on_signal {
+            let _ = catch_unwind(AssertUnwindSafe(|| f(event)));
+        }
+        if let Some(p) = &self.signal_processor {
+            p.enqueue(event.clone());
+        }
+    }
+
+    /// Sends a retraction to the handlers.
+    pub(crate) fn retracted(&self, event: SignalRetracted) {
+        if let Some(f) = &self.on_retracted {
+            let _ = catch_unwind(AssertUnwindSafe(|| f(&event)));
+        }
+        if let Some(p) = &self.retract_processor {
+            p.enqueue(event);
+        }
+    }
+
+    /// Signals dropped by the async handler queues.
+    pub(crate) fn handler_drops(&self) -> u64 {
+        self.signal_processor
+            .as_ref()
+            .map_or(0, Processor::dropped_count)
+            + self
+                .retract_processor
+                .as_ref()
+                .map_or(0, Processor::dropped_count)
+    }
+
+    /// Async signal handlers that failed.
+    pub(crate) fn handler_failures(&self) -> u64 {
+        self.signal_processor
+            .as_ref()
+            .map_or(0, Processor::failed_count)
+            + self
+                .retract_processor
+                .as_ref()
+                .map_or(0, Processor::failed_count)
+    }
+}

@@ -1,0 +1,206 @@
+//! The operation window: running operations plus a bounded, self-cleaning set of finished ones.
+//!
+//! # Invariants
+//!
+//! * Running operations live in their worker's slot (see `operation::Slot`), never here, and
+//!   never expire.
+//! * `finished` holds unpinned finished operations in finish order; `pinned` holds pinned ones.
+//!   After every insert, `finished.len() + pinned.len() <= max` unless pinned operations alone
+//!   exceed it (pinned ones are exempt from eviction).
+//! * A finished, unpinned operation older than `lifetime` (counted from completion) is never
+//!   returned: reads filter by age, and writes drop expired ones from the front.
+//! * Every signal leaving the window is reported to the gates, so their live counts are exact.
+
+use crate::id::OperationId;
+use crate::operation::{OperationError, OperationSnapshot};
+use crate::signal::SignalEvent;
+use crate::time;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A finished operation as the window keeps it.
+pub(crate) struct Finished<R> {
+    pub(crate) id: OperationId,
+    pub(crate) key: Option<Arc<str>>,
+    pub(crate) seq: u64,
+    pub(crate) start: Instant,
+    pub(crate) end: Instant,
+    pub(crate) error: Option<OperationError>,
+    pub(crate) signals: Vec<SignalEvent>,
+    pub(crate) result: Option<R>,
+}
+
+impl<R> Finished<R> {
+    pub(crate) fn snapshot(&self, pinned: bool) -> OperationSnapshot {
+        OperationSnapshot {
+            id: self.id,
+            started: time::to_system(self.start),
+            completed: Some(time::to_system(self.end)),
+            key: self.key.clone(),
+            error: self.error.clone(),
+            signals: self
+                .signals
+                .iter()
+                .map(|e| e.signal_arc().clone())
+                .collect(),
+            pinned,
+        }
+    }
+}
+
+/// Called with each signal that leaves the window.
+pub(crate) trait OnRemoved {
+    fn removed(&self, signals: &[SignalEvent]);
+}
+
+pub(crate) struct Window<R> {
+    finished: VecDeque<Finished<R>>,
+    pinned: Vec<Finished<R>>,
+    max: usize,
+    lifetime: Option<Duration>,
+}
+
+impl<R> Window<R> {
+    pub(crate) fn new(max: usize, lifetime: Option<Duration>) -> Self {
+        Window {
+            finished: VecDeque::with_capacity(max.min(4096)),
+            pinned: Vec::new(),
+            max,
+            lifetime,
+        }
+    }
+
+    fn live(&self, rec: &Finished<R>, now: Instant) -> bool {
+        match self.lifetime {
+            Some(l) => rec
+                .end
+                .checked_add(l)
+                .is_none_or(|deadline| deadline >= now),
+            None => true,
+        }
+    }
+
+    /// Adds a finished operation, then evicts by size and age.
+    pub(crate) fn push(
+        &mut self,
+        rec: Finished<R>,
+        pinned: bool,
+        now: Instant,
+        gates: &impl OnRemoved,
+    ) {
+        if pinned {
+            self.pinned.push(rec);
+        } else {
+            self.finished.push_back(rec);
+        }
+        while self.finished.len() + self.pinned.len() > self.max {
+            match self.finished.pop_front() {
+                Some(old) => gates.removed(&old.signals),
+                None => break,
+            }
+        }
+        self.purge(now, gates);
+    }
+
+    /// Drops expired operations from the front (finish order is time order up to the skew of
+    /// concurrent finishers; reads filter exactly).
+    pub(crate) fn purge(&mut self, now: Instant, gates: &impl OnRemoved) {
+        if self.lifetime.is_none() {
+            return;
+        }
+        while let Some(front) = self.finished.front() {
+            if self.live(front, now) {
+                break;
+            }
+            if let Some(old) = self.finished.pop_front() {
+                gates.removed(&old.signals);
+            }
+        }
+    }
+
+    /// Drops every expired operation wherever it sits (used before exact gate checks).
+    pub(crate) fn purge_all(&mut self, now: Instant, gates: &impl OnRemoved) {
+        if self.lifetime.is_none() {
+            return;
+        }
+        let lifetime = self.lifetime;
+        self.finished.retain(|rec| {
+            let keep = match lifetime {
+                Some(l) => rec.end.checked_add(l).is_none_or(|d| d >= now),
+                None => true,
+            };
+            if !keep {
+                gates.removed(&rec.signals);
+            }
+            keep
+        });
+    }
+
+    /// Every live finished operation (pinned flag alongside), in no particular order.
+    pub(crate) fn iter_live(&self, now: Instant) -> impl Iterator<Item = (&Finished<R>, bool)> {
+        self.finished
+            .iter()
+            .filter(move |r| self.live(r, now))
+            .map(|r| (r, false))
+            .chain(self.pinned.iter().map(|r| (r, true)))
+    }
+
+    /// Number of finished operations held (including expired ones not yet dropped).
+    pub(crate) fn held(&self) -> usize {
+        self.finished.len() + self.pinned.len()
+    }
+
+    /// Pins a finished operation; false if it is not (or no longer) in the window.
+    pub(crate) fn pin(&mut self, id: OperationId, now: Instant) -> bool {
+        if self.pinned.iter().any(|r| r.id == id) {
+            return true;
+        }
+        let Some(pos) = self.finished.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        if !self.live(&self.finished[pos], now) {
+            return false;
+        }
+        if let Some(rec) = self.finished.remove(pos) {
+            self.pinned.push(rec);
+        }
+        true
+    }
+
+    /// Unpins a finished operation (it becomes subject to size and age eviction again).
+    pub(crate) fn unpin(&mut self, id: OperationId, now: Instant, gates: &impl OnRemoved) -> bool {
+        let Some(pos) = self.pinned.iter().position(|r| r.id == id) else {
+            return false;
+        };
+        let rec = self.pinned.swap_remove(pos);
+        // Back among the unpinned, in finish order.
+        let at = self.finished.partition_point(|r| r.end <= rec.end);
+        self.finished.insert(at, rec);
+        while self.finished.len() + self.pinned.len() > self.max {
+            match self.finished.pop_front() {
+                Some(old) => gates.removed(&old.signals),
+                None => break,
+            }
+        }
+        self.purge(now, gates);
+        true
+    }
+
+    /// Removes a finished operation, pinned or not.
+    pub(crate) fn evict(&mut self, id: OperationId, gates: &impl OnRemoved) -> bool {
+        if let Some(pos) = self.pinned.iter().position(|r| r.id == id) {
+            let rec = self.pinned.swap_remove(pos);
+            gates.removed(&rec.signals);
+            return true;
+        }
+        if let Some(pos) = self.finished.iter().position(|r| r.id == id) {
+            if let Some(rec) = self.finished.remove(pos) {
+                gates.removed(&rec.signals);
+            }
+            return true;
+        }
+        false
+    }
+}
