@@ -94,3 +94,8 @@ pub use signal::{
 
 /// The error type bodies and handlers may return: anything that converts into it works.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme_doctests {}
