@@ -3,7 +3,7 @@
 use super::error::UnknownCoordinator;
 use super::keyed::KeyedWorkCoordinator;
 use super::work::WorkCoordinator;
-use crate::{BoxError, Operation, Options};
+use crate::{BoxError, Operation, Options, OptionsError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Display;
@@ -12,7 +12,12 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 
 enum Entry<C> {
-    Registered(Box<dyn FnOnce() -> C + Send>),
+    /// Not built yet; `invalid` holds the options' validation error, checked before the
+    /// constructor is taken, so a build that would panic leaves the registration in place.
+    Registered {
+        make: Box<dyn FnOnce() -> C + Send>,
+        invalid: Option<OptionsError>,
+    },
     Built(C),
     /// Transient: while the constructor runs.
     Building,
@@ -29,12 +34,17 @@ impl<C: Clone> Registry<C> {
         }
     }
 
-    fn register(&self, name: String, make: Box<dyn FnOnce() -> C + Send>) -> bool {
+    fn register(
+        &self,
+        name: String,
+        invalid: Option<OptionsError>,
+        make: Box<dyn FnOnce() -> C + Send>,
+    ) -> bool {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(&name) {
             Some(Entry::Built(_) | Entry::Building) => false,
             _ => {
-                entries.insert(name, Entry::Registered(make));
+                entries.insert(name, Entry::Registered { make, invalid });
                 true
             }
         }
@@ -49,10 +59,26 @@ impl<C: Clone> Registry<C> {
                 known: entries.keys().cloned().collect(),
             });
         };
-        if let Entry::Built(c) = entry {
-            return Ok(c.clone());
+        match entry {
+            Entry::Built(c) => return Ok(c.clone()),
+            // Panic before taking the constructor, so the registration survives for a later
+            // call (inside a runtime, or after `register` replaced the options).
+            Entry::Registered {
+                invalid: Some(e), ..
+            } => {
+                let msg = format!("invalid ephemeral::Options: {e}");
+                drop(entries);
+                panic!("{msg}");
+            }
+            Entry::Registered { invalid: None, .. }
+                if tokio::runtime::Handle::try_current().is_err() =>
+            {
+                drop(entries);
+                panic!("ephemeral coordinators must be created within a tokio runtime");
+            }
+            _ => {}
         }
-        let Entry::Registered(make) = std::mem::replace(entry, Entry::Building) else {
+        let Entry::Registered { make, .. } = std::mem::replace(entry, Entry::Building) else {
             unreachable!("a registry entry is never left Building outside `get`")
         };
         // Constructors run no user code; building under the lock keeps one instance per name.
@@ -134,8 +160,10 @@ impl<T: Send + 'static> CoordinatorFactory<T> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        let invalid = options.validate().err();
         self.registry.register(
             name.into(),
+            invalid,
             Box::new(move || WorkCoordinator::new(body, options)),
         )
     }
@@ -245,8 +273,10 @@ where
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
+        let invalid = options.validate().err();
         self.registry.register(
             name.into(),
+            invalid,
             Box::new(move || KeyedWorkCoordinator::new(key_fn, body, options)),
         )
     }
