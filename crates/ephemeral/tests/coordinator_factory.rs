@@ -81,7 +81,10 @@ async fn one_instance_per_name() {
     assert_eq!(a3.total_enqueued(), 2);
     drop(b);
     let b2 = factory.coordinator("b").unwrap();
-    assert!(!b2.is_completed(), "dropping handles closed the factory's coordinator");
+    assert!(
+        !b2.is_completed(),
+        "dropping handles closed the factory's coordinator"
+    );
     b2.enqueue(4).await.unwrap();
     assert_eq!(b2.total_enqueued(), 2);
 }
@@ -159,7 +162,11 @@ fn a_failed_build_does_not_break_the_name() {
     // First use outside a runtime panics (documented) ...
     let err = catch_unwind(AssertUnwindSafe(|| factory.coordinator("late").map(drop)))
         .expect_err("building outside a runtime must panic");
-    assert!(panic_message(&*err).contains("tokio runtime"), "{}", panic_message(&*err));
+    assert!(
+        panic_message(&*err).contains("tokio runtime"),
+        "{}",
+        panic_message(&*err)
+    );
     // ... and the configuration is still there for a use inside one.
     runtime().block_on(async {
         let c = factory.coordinator("late").unwrap();

@@ -229,7 +229,11 @@ async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usi
         &violations[..violations.len().min(5)]
     );
     for (idx, runs) in tracker.runs.iter().enumerate() {
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "item {idx} ran a wrong number of times");
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "item {idx} ran a wrong number of times"
+        );
     }
     {
         let keys = tracker.keys.lock().unwrap();
@@ -239,7 +243,10 @@ async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usi
         }
     }
     let max_active = tracker.max_active.load(Ordering::SeqCst);
-    assert!(max_active <= cap, "{max_active} bodies ran at once, cap {cap}");
+    assert!(
+        max_active <= cap,
+        "{max_active} bodies ran at once, cap {cap}"
+    );
     let s = c.stats();
     assert_eq!(s.enqueued, n_items as u64);
     assert_eq!(s.completed, expected_ok);
@@ -312,7 +319,11 @@ fn start_of(log: &[(&'static str, u32, Duration)], key: &str, n: u32) -> (usize,
 
 #[tokio::test(start_paused = true)]
 async fn idle_key_starts_before_queued_items_of_a_busy_key() {
-    let (c, log) = timed(Options::default().max_concurrency(2).max_concurrency_per_key(1));
+    let (c, log) = timed(
+        Options::default()
+            .max_concurrency(2)
+            .max_concurrency_per_key(1),
+    );
     c.enqueue(("a", 1, 10)).await.unwrap();
     c.enqueue(("a", 2, 10)).await.unwrap();
     c.enqueue(("a", 3, 10)).await.unwrap();
@@ -330,7 +341,11 @@ async fn idle_key_starts_before_queued_items_of_a_busy_key() {
 
 #[tokio::test(start_paused = true)]
 async fn idle_key_takes_the_first_freed_slot_whatever_waits_ahead() {
-    let (c, log) = timed(Options::default().max_concurrency(2).max_concurrency_per_key(1));
+    let (c, log) = timed(
+        Options::default()
+            .max_concurrency(2)
+            .max_concurrency_per_key(1),
+    );
     c.enqueue(("a", 0, 100)).await.unwrap();
     c.enqueue(("c", 0, 5)).await.unwrap();
     for n in 1..=30 {
@@ -352,7 +367,11 @@ async fn idle_key_takes_the_first_freed_slot_whatever_waits_ahead() {
 
 #[tokio::test(start_paused = true)]
 async fn cold_keys_are_not_starved_by_a_hot_key_queued_first() {
-    let (c, log) = timed(Options::default().max_concurrency(1).max_concurrency_per_key(1));
+    let (c, log) = timed(
+        Options::default()
+            .max_concurrency(1)
+            .max_concurrency_per_key(1),
+    );
     c.pause();
     for n in 0..100 {
         c.enqueue(("hot", n, 1)).await.unwrap();
@@ -382,7 +401,11 @@ async fn cold_keys_are_not_starved_by_a_hot_key_queued_first() {
 async fn a_hot_key_below_its_cap_goes_to_the_back_of_the_ring() {
     // With two slots per key the hot key stays startable after each pop; it must still yield
     // its turn to every other ready key.
-    let (c, log) = timed(Options::default().max_concurrency(2).max_concurrency_per_key(2));
+    let (c, log) = timed(
+        Options::default()
+            .max_concurrency(2)
+            .max_concurrency_per_key(2),
+    );
     c.pause();
     for n in 0..100 {
         c.enqueue(("hot", n, 1)).await.unwrap();
@@ -404,7 +427,11 @@ async fn a_hot_key_below_its_cap_goes_to_the_back_of_the_ring() {
 
 #[tokio::test(start_paused = true)]
 async fn cold_keys_arriving_late_get_their_turn_next() {
-    let (c, log) = timed(Options::default().max_concurrency(1).max_concurrency_per_key(1));
+    let (c, log) = timed(
+        Options::default()
+            .max_concurrency(1)
+            .max_concurrency_per_key(1),
+    );
     for n in 0..50 {
         c.enqueue(("hot", n, 1)).await.unwrap();
     }
@@ -426,12 +453,7 @@ async fn cold_keys_arriving_late_get_their_turn_next() {
 
 // ----- fair scheduling ----------------------------------------------------------------------
 
-fn gated(
-    options: Options,
-) -> (
-    KeyedWorkCoordinator<char, (char, u32)>,
-    Arc<Semaphore>,
-) {
+fn gated(options: Options) -> (KeyedWorkCoordinator<char, (char, u32)>, Arc<Semaphore>) {
     let gate = Arc::new(Semaphore::new(0));
     let g = gate.clone();
     let c = KeyedWorkCoordinator::new(
@@ -859,9 +881,7 @@ async fn from_stream_keeps_per_key_order_and_completes_itself() {
                 BodyResult::Ok(())
             }
         },
-        Options::default()
-            .max_concurrency(4)
-            .queue_capacity(16),
+        Options::default().max_concurrency(4).queue_capacity(16),
     );
     tokio::time::timeout(Duration::from_secs(30), c.drain())
         .await

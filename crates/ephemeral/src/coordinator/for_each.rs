@@ -90,7 +90,7 @@ where
     }
     let c = WorkCoordinator::new(body, options);
     let mut items = std::pin::pin!(items);
-    while let Some(item) = items.next().await {
+    while let Some(item) = next_item(&mut items, token.as_ref()).await {
         if c.enqueue(item).await.is_err() {
             break;
         }
@@ -168,7 +168,7 @@ where
     }
     let c = KeyedWorkCoordinator::new(key_fn, body, options);
     let mut items = std::pin::pin!(items);
-    while let Some(item) = items.next().await {
+    while let Some(item) = next_item(&mut items, token.as_ref()).await {
         if c.enqueue(item).await.is_err() {
             break;
         }
@@ -176,6 +176,22 @@ where
     c.complete();
     c.drain().await;
     finish(token.as_ref(), c.stats(), c.snapshot())
+}
+
+/// The next item, or `None` once the stream ends or `token` is cancelled (a stalled stream must
+/// not keep a cancelled run waiting).
+async fn next_item<St: Stream + Unpin>(
+    items: &mut St,
+    token: Option<&tokio_util::sync::CancellationToken>,
+) -> Option<St::Item> {
+    match token {
+        Some(token) => tokio::select! {
+            biased;
+            () = token.cancelled() => None,
+            item = items.next() => item,
+        },
+        None => items.next().await,
+    }
 }
 
 fn finish(
