@@ -92,6 +92,9 @@ pub use signal::{
     SignalSource, Subscription,
 };
 
+/// The cancellation token coordinators use (re-exported from `tokio-util`).
+pub use tokio_util::sync::CancellationToken;
+
 /// The error type bodies and handlers may return: anything that converts into it works.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -73,6 +73,8 @@ pub(crate) struct Shared<T, S: Scheduler<T>, R> {
     max_defer_attempts: u32,
     pub(crate) name: Option<Arc<str>>,
     runtime: tokio::runtime::Handle,
+    /// Whether the runtime has several worker threads (and so LIFO slots).
+    multi_thread: bool,
     spawn: SpawnFn<T, S, R>,
     me: Weak<Self>,
     /// Stops the parent-token watcher when the coordinator goes away.
@@ -117,7 +119,8 @@ struct Done<K, R> {
 }
 
 enum Step<T, K> {
-    Run(Job<T, K>),
+    /// Run this item; `woke` says whether another worker was woken or spawned first.
+    Run(Job<T, K>, bool),
     Park(u64),
     Exit,
 }
@@ -210,6 +213,10 @@ where
             defer_interval: options.defer_check_interval,
             max_defer_attempts: options.max_defer_attempts,
             name: options.name.clone(),
+            multi_thread: matches!(
+                runtime.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::MultiThread
+            ),
             runtime,
             spawn,
             me: me.clone(),
@@ -341,15 +348,17 @@ where
 
     // ----- waking -------------------------------------------------------------------------
 
-    /// Wakes (or spawns) one worker if an item is ready and nobody is on the way.
-    fn wake_one(&self, core: &mut Core<T, S, R>) {
+    /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; answers
+    /// whether it did.
+    fn wake_one(&self, core: &mut Core<T, S, R>) -> bool {
         if core.waking || core.paused || core.active >= core.limit || !core.sched.has_ready() {
-            return;
+            return false;
         }
         if core.idle > 0 {
             core.idle -= 1;
             core.waking = true;
             self.work.notify_one();
+            true
         } else if core.workers < core.limit {
             let slot = Arc::new(Slot::new(self.hub.clone()));
             core.slots.push(slot.clone());
@@ -358,6 +367,9 @@ where
             if let Some(me) = self.me.upgrade() {
                 (self.spawn)(me, slot);
             }
+            true
+        } else {
+            false
         }
     }
 
@@ -418,8 +430,8 @@ where
             core.active += 1;
             core.seq += 1;
             slot.start(job.id, job.label.clone(), core.seq, now);
-            self.wake_one(&mut core);
-            break Step::Run(job);
+            let woke = self.wake_one(&mut core);
+            break Step::Run(job, woke);
         };
         if core.sched.len() < pending_before && core.space_waiters > 0 {
             let freed = (pending_before - core.sched.len()).min(core.space_waiters);
@@ -733,7 +745,7 @@ where
 
     pub(crate) fn window_held(&self) -> usize {
         let core = self.lock();
-        core.window.held() + core.slots.len()
+        core.window.held() + core.slots.iter().filter(|s| s.lock().id.is_some()).count()
     }
 
     pub(crate) fn with_core<X>(&self, f: impl FnOnce(&mut Core<T, S, R>) -> X) -> X {
@@ -825,20 +837,36 @@ where
         }
         let cancel_gate = shared.gate_active(GateKind::Cancel);
         match shared.step(&slot, done.take(), now, &mut woken, cancel_gate, overrun) {
-            Step::Run(job) => {
+            Step::Run(job, woke) => {
                 defer_attempts = 0;
+                if woke && shared.multi_thread {
+                    // The worker we just woke sits in this thread's LIFO slot, which other
+                    // threads cannot steal from: let it start before our body, which might
+                    // block this thread before its first await. (A current-thread runtime
+                    // has no stealing, and a blocking body blocks it whatever we do.)
+                    tokio::task::yield_now().await;
+                }
                 let op = Operation::new(slot.clone(), job.id, job.label);
                 let item = job.item;
                 let body = &*body;
                 let outcome = AssertUnwindSafe(async move { body(item, op).await })
                     .catch_unwind()
                     .await;
-                let cancelled = shared.hub.token.is_cancelled();
                 let outcome = match outcome {
                     Ok(Ok(r)) => Ok(r),
-                    Ok(Err(e)) => Err(OperationError::from_error(e).with_cancelled(cancelled)),
-                    Err(panic) => Err(OperationError::panic(panic).with_cancelled(cancelled)),
+                    Ok(Err(e)) => Err(OperationError::from_error(e)),
+                    Err(panic) => Err(OperationError::panic(panic)),
                 };
+                // Only failures pay for reading the token (it takes a lock).
+                let outcome = outcome.map_err(|e| {
+                    let cancelled = shared.hub.token.is_cancelled();
+                    if cancelled {
+                        // A parent token may have fired: stop taking items now rather than
+                        // when its watcher task runs.
+                        shared.cancel();
+                    }
+                    e.with_cancelled(cancelled)
+                });
                 done = Some(Done {
                     key: job.key,
                     outcome,
