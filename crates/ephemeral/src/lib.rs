@@ -80,8 +80,8 @@ pub use operation::{OperationError, OperationSnapshot};
 pub use options::{Options, OptionsError};
 pub use pattern::Pattern;
 pub use signal::{
-    AsyncSignalProcessor, BlockReason, SignalConstraints, SignalEvent, SignalRetracted, SignalSink,
-    SignalSource, Subscription,
+    AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,
+    SignalRetracted, SignalSink, SignalSource, Subscription,
 };
 
 /// The error type bodies and handlers may return: anything that converts into it works.
