@@ -3,6 +3,9 @@
 //! Run with `cargo bench -p ephemeral-benches --bench signals -- --warm-up-time 1
 //! --measurement-time 3`.
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use ephemeral::pattern::{self, Pattern};
 use ephemeral::{SignalSink, SignalSource};

@@ -60,10 +60,11 @@ proptest! {
     /// contains) get exercised with hits, not only misses.
     #[test]
     fn shaped_patterns_cut_from_the_text(
-        text in string_of(TEXT, 10),
-        a in 0usize..=10,
-        b in 0usize..=10,
-        shape in 0u8..4,
+        text in string_of(TEXT, 24),
+        a in 0usize..=24,
+        b in 0usize..=24,
+        shape in 0u8..6,
+        flip in 0usize..24,
     ) {
         let chars: Vec<char> = text.chars().collect();
         let (lo, hi) = (a.min(b).min(chars.len()), a.max(b).min(chars.len()));
@@ -72,6 +73,15 @@ proptest! {
             0 => format!("{piece}*"),
             1 => format!("*{piece}"),
             2 => format!("*{piece}*"),
+            // A long literal head then a wildcard, with one character maybe changed.
+            3 => {
+                let mut head: Vec<char> = chars[..lo].to_vec();
+                if let Some(c) = head.get_mut(flip) {
+                    *c = if *c == 'a' { 'b' } else { 'a' };
+                }
+                format!("{}?{piece}*", head.into_iter().collect::<String>())
+            }
+            4 => chars[..hi].iter().collect(),
             _ => piece,
         };
         let expected = reference_str(&text, &pattern);

@@ -287,7 +287,7 @@ async fn source_queries() {
         [e1.clone(), e3.clone()]
     );
     assert_eq!(sink.signals_matching("*.50?"), [e1.clone(), e3.clone()]);
-    assert_eq!(sink.signals_for_key("user-2"), [e4.clone()]);
+    assert_eq!(sink.signals_for_key("user-2"), std::slice::from_ref(&e4));
     assert!(sink.signals_for_key("user-3").is_empty());
 
     // Since: inclusive.
@@ -295,7 +295,10 @@ async fn source_queries() {
         sink.signals_since(e2.timestamp()),
         [&e2, &e3, &e4, &e5].map(Clone::clone)
     );
-    assert_eq!(sink.signals_since(e5.timestamp()), [e5.clone()]);
+    assert_eq!(
+        sink.signals_since(e5.timestamp()),
+        std::slice::from_ref(&e5)
+    );
     assert!(sink
         .signals_since(e5.timestamp() + Duration::from_nanos(1))
         .is_empty());

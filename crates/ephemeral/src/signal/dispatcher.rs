@@ -155,6 +155,9 @@ impl SignalDispatcher {
     /// # Panics
     ///
     /// Outside a tokio runtime (it spawns its background task).
+    // No `Default`: constructing spawns a task, which needs a runtime; a `Default` that can
+    // panic would be a trap in `#[derive(Default)]` structs.
+    #[allow(clippy::new_without_default)]
     #[must_use]
     pub fn new() -> Self {
         SignalDispatcher::with_limits(
