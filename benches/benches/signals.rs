@@ -47,7 +47,8 @@ fn raise(c: &mut Criterion) {
         b.iter(|| sink.raise(black_box("http.error.503")));
     });
     group.finish();
-    assert!(seen.load(Ordering::Relaxed) > 0);
+    // (Zero when a filter skipped these benches.)
+    black_box(seen.load(Ordering::Relaxed));
 }
 
 fn matching(c: &mut Criterion) {

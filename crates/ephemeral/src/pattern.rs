@@ -163,11 +163,15 @@ impl fmt::Display for Pattern {
 #[inline]
 pub fn matches(text: &str, pattern: &str) -> bool {
     let (t, p) = (text.as_bytes(), pattern.as_bytes());
-    // One pass over the pattern's literal head, compared with the text as it is found.
-    let i = match literal_head(t, p) {
-        Head::Mismatch => return false,
-        Head::Exhausted => return t.len() == p.len(),
-        Head::Wildcard(i) => i,
+    let i = match p.first() {
+        // Nothing literal to compare first.
+        Some(b'*' | b'?') => 0,
+        // One pass over the pattern's literal head, compared with the text as it is found.
+        _ => match literal_head(t, p) {
+            Head::Mismatch => return false,
+            Head::Exhausted => return t.len() == p.len(),
+            Head::Wildcard(i) => i,
+        },
     };
     if p[i] == b'*' && i + 1 == p.len() {
         // `lit*`: the head already matched.
