@@ -1,2 +1,103 @@
-//! Signal benchmarks (being written).
-fn main() {}
+//! Signal hot paths: raising on a sink, glob matching, and a pattern query over a full window.
+//!
+//! Run with `cargo bench -p ephemeral-benches --bench signals -- --warm-up-time 1
+//! --measurement-time 3`.
+
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use ephemeral::pattern::{self, Pattern};
+use ephemeral::{SignalSink, SignalSource};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn raise(c: &mut Criterion) {
+    let mut group = c.benchmark_group("sink_raise");
+    let name: Arc<str> = Arc::from("http.error.503");
+
+    // A full sink: every raise also evicts the oldest event, the steady state.
+    let full = |sink: &SignalSink| {
+        for _ in 0..sink.max_capacity() {
+            sink.raise("warm-up");
+        }
+    };
+
+    let sink = SignalSink::default();
+    full(&sink);
+    group.bench_function("no_subscriber/arc_name", |b| {
+        b.iter(|| sink.raise(black_box(&name).clone()));
+    });
+    group.bench_function("no_subscriber/static_str", |b| {
+        b.iter(|| sink.raise(black_box("http.error.503")));
+    });
+
+    let sink = SignalSink::default();
+    full(&sink);
+    let seen = Arc::new(AtomicU64::new(0));
+    let counter = seen.clone();
+    let _subscription = sink.subscribe(move |_evt| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    });
+    group.bench_function("one_subscriber/arc_name", |b| {
+        b.iter(|| sink.raise(black_box(&name).clone()));
+    });
+    group.bench_function("one_subscriber/static_str", |b| {
+        b.iter(|| sink.raise(black_box("http.error.503")));
+    });
+    group.finish();
+    // (Zero when a filter skipped these benches.)
+    black_box(seen.load(Ordering::Relaxed));
+}
+
+fn matching(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pattern");
+    group.bench_function("typical/free_fn", |b| {
+        b.iter(|| pattern::matches(black_box("http.error.503"), black_box("http.error.*")));
+    });
+    let compiled = Pattern::new("http.error.*");
+    group.bench_function("typical/compiled", |b| {
+        b.iter(|| black_box(&compiled).matches(black_box("http.error.503")));
+    });
+    let general = Pattern::new("http.*.50?");
+    group.bench_function("general/compiled", |b| {
+        b.iter(|| black_box(&general).matches(black_box("http.error.503")));
+    });
+
+    let text = "a".repeat(64);
+    group.bench_function("pathological/free_fn", |b| {
+        b.iter(|| pattern::matches(black_box(&text), black_box("*a*a*a*a*a*b")));
+    });
+    let compiled = Pattern::new("*a*a*a*a*a*b");
+    group.bench_function("pathological/compiled", |b| {
+        b.iter(|| black_box(&compiled).matches(black_box(&text)));
+    });
+    group.finish();
+}
+
+fn query(c: &mut Criterion) {
+    let sink = SignalSink::new(1000, Duration::from_secs(3600));
+    let names = [
+        "http.error.503",
+        "http.ok",
+        "cache-hit",
+        "http.error.502",
+        "rate-limit",
+    ];
+    for i in 0..200 {
+        sink.raise(names[i % names.len()]);
+    }
+    assert_eq!(sink.len(), 200);
+    assert_eq!(sink.count_signals_matching("http.error.*"), 80);
+    c.bench_function("query/count_signals_matching_200", |b| {
+        b.iter(|| sink.count_signals_matching(black_box("http.error.*")));
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = raise, matching, query
+}
+criterion_main!(benches);

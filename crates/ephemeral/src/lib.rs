@@ -88,8 +88,8 @@ pub use operation::{Operation, OperationError, OperationSnapshot};
 pub use options::{Options, OptionsError};
 pub use pattern::Pattern;
 pub use signal::{
-    AsyncSignalProcessor, BlockReason, SignalConstraints, SignalEvent, SignalRetracted, SignalSink,
-    SignalSource, Subscription,
+    AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,
+    SignalRetracted, SignalSink, SignalSource, Subscription,
 };
 
 /// The cancellation token coordinators use (re-exported from `tokio-util`).

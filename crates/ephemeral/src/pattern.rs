@@ -162,18 +162,87 @@ impl fmt::Display for Pattern {
 #[must_use]
 #[inline]
 pub fn matches(text: &str, pattern: &str) -> bool {
-    let p = pattern.as_bytes();
-    match memchr_wild(p) {
-        None => text == pattern,
-        Some(i) if i + 1 == p.len() && p[i] == b'*' => text.starts_with(&pattern[..i]),
-        Some(_) => glob(text.as_bytes(), p),
+    let (t, p) = (text.as_bytes(), pattern.as_bytes());
+    let i = match p.first() {
+        // Nothing literal to compare first.
+        Some(b'*' | b'?') => 0,
+        // One pass over the pattern's literal head, compared with the text as it is found.
+        _ => match literal_head(t, p) {
+            Head::Mismatch => return false,
+            Head::Exhausted => return t.len() == p.len(),
+            Head::Wildcard(i) => i,
+        },
+    };
+    if p[i] == b'*' && i + 1 == p.len() {
+        // `lit*`: the head already matched.
+        return true;
     }
+    // `p[..i]` is literal and equal to `t[..i]`, and `p[i]` is an ASCII wildcard, so `i` is a
+    // character boundary of both.
+    glob(&t[i..], &p[i..])
 }
 
-/// The index of the first `*` or `?`.
+/// How the literal head of a pattern compares with the text.
+enum Head {
+    /// The head differs from the text (or the text ends inside it).
+    Mismatch,
+    /// The pattern has no wildcard and is a prefix of the text.
+    Exhausted,
+    /// The first wildcard is at this index and everything before it matched.
+    Wildcard(usize),
+}
+
+/// Compares the pattern with the text up to the first `*` or `?`, eight bytes at a time.
 #[inline]
-fn memchr_wild(p: &[u8]) -> Option<usize> {
-    p.iter().position(|&b| b == b'*' || b == b'?')
+fn literal_head(t: &[u8], p: &[u8]) -> Head {
+    let mut i = 0;
+    // Whole words of both.
+    while i + 8 <= p.len() && i + 8 <= t.len() {
+        if let Some(head) = word_head(t, p, i) {
+            return head;
+        }
+        i += 8;
+    }
+    // A short tail: one last word ending where the pattern ends, overlapping bytes already
+    // checked (they hold no wildcard and match, so checking them again changes nothing).
+    if i < p.len() && p.len() >= 8 && t.len() >= p.len() {
+        return word_head(t, p, p.len() - 8).unwrap_or(Head::Exhausted);
+    }
+    // Otherwise byte by byte.
+    while i < p.len() {
+        match p[i] {
+            b'*' | b'?' => return Head::Wildcard(i),
+            c if t.get(i) == Some(&c) => i += 1,
+            _ => return Head::Mismatch,
+        }
+    }
+    Head::Exhausted
+}
+
+/// Compares the eight bytes at `at` (both slices hold them): `None` when they hold no
+/// wildcard and are equal, otherwise the outcome.
+#[inline]
+fn word_head(t: &[u8], p: &[u8], at: usize) -> Option<Head> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The high bit of the lowest zero byte of `v` is the lowest bit set (bytes above it may
+    // show false positives, which never matter here).
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let word = |s: &[u8]| u64::from_le_bytes(s[at..at + 8].try_into().expect("eight bytes"));
+    let (pw, tw) = (word(p), word(t));
+    let wild =
+        zero_bytes(pw ^ (ONES * u64::from(b'*'))) | zero_bytes(pw ^ (ONES * u64::from(b'?')));
+    if wild == 0 {
+        return (pw != tw).then_some(Head::Mismatch);
+    }
+    // Little-endian: the lowest bits are the first bytes.
+    let k = (wild.trailing_zeros() / 8) as usize;
+    let before = (1u64 << (8 * k)) - 1;
+    Some(if (pw ^ tw) & before == 0 {
+        Head::Wildcard(at + k)
+    } else {
+        Head::Mismatch
+    })
 }
 
 /// Whether `text` matches any pattern of `patterns`, where each entry may be a comma-separated

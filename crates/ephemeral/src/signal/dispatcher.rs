@@ -1,1 +1,491 @@
-//! Pattern-routed async signal handlers (being written).
+//! Pattern-routed async signal handlers.
+
+use crate::pattern::Pattern;
+use crate::signal::SignalEvent;
+use crate::BoxError;
+use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::Notify;
+
+type Handler = Arc<dyn Fn(SignalEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
+
+/// One registration: a pattern and the handler it routes to.
+struct Rule {
+    pattern: Pattern,
+    handler: Handler,
+}
+
+/// Routes [`SignalEvent`]s to async handlers by glob pattern, in the background.
+///
+/// * [`register`](Self::register) adds a handler for a [pattern](crate::pattern). Registering a
+///   pattern that is already registered (the same exact string) replaces its handler *in place*:
+///   it keeps its position in the order.
+/// * [`dispatch`](Self::dispatch) queues an event and never waits.
+/// * For one event, every handler whose pattern matches the event's name runs, **one after
+///   another in registration order** (each awaited before the next starts). A handler that
+///   returns an error or panics is counted in [`failed_count`](Self::failed_count) and does not
+///   stop the handlers after it.
+/// * Events with the **same name** are handled one after another, in dispatch order (never
+///   overlapping). Events with different names are handled concurrently, at most
+///   `max_concurrent_names` names at once; names waiting for a slot are served round-robin, so
+///   a busy name cannot starve the others.
+/// * At most `max_queued` events wait (not counting those being handled). When that many wait,
+///   `dispatch` refuses the new event, answers `false` and counts it in
+///   [`dropped_count`](Self::dropped_count).
+/// * A name costs memory only while it has events waiting or being handled, so
+///   high-cardinality names such as `progress:37` do not accumulate.
+/// * [`shutdown`](Self::shutdown) stops intake and returns once every queued event has been
+///   handled. Dropping the last handle does the same in the background.
+///
+/// All handlers are polled on one background task: they should await rather than block their
+/// thread, or they stall their siblings. The rules an event is handled with are the ones
+/// registered when its handling starts.
+///
+/// Cloning gives another handle to the same dispatcher; it is `Send + Sync`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
+/// use std::sync::{Arc, Mutex};
+/// use std::time::SystemTime;
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let dispatcher = SignalDispatcher::new();
+///
+/// let log = seen.clone();
+/// dispatcher.register("http.error.*", move |evt: SignalEvent| {
+///     let log = log.clone();
+///     async move {
+///         log.lock().unwrap().push(format!("alert {}", evt.signal()));
+///         Ok::<_, std::io::Error>(())
+///     }
+/// });
+/// let log = seen.clone();
+/// dispatcher.register("http.*", move |evt: SignalEvent| {
+///     let log = log.clone();
+///     async move {
+///         log.lock().unwrap().push(format!("count {}", evt.signal()));
+///         Ok::<_, std::io::Error>(())
+///     }
+/// });
+///
+/// let evt = SignalEvent::new("http.error.503", OperationId::next(), None, SystemTime::now());
+/// assert!(dispatcher.dispatch(evt));
+/// dispatcher.shutdown().await;
+///
+/// // Both handlers ran, in registration order.
+/// assert_eq!(*seen.lock().unwrap(), ["alert http.error.503", "count http.error.503"]);
+/// assert_eq!(dispatcher.processed_count(), 1);
+/// # }
+/// ```
+///
+/// # Panics
+///
+/// [`new`](Self::new) and [`with_limits`](Self::with_limits) panic outside a tokio runtime;
+/// `with_limits` also panics if a limit is zero.
+#[derive(Clone)]
+pub struct SignalDispatcher {
+    shared: Arc<Shared>,
+    /// Only user-facing handles count towards "dropping the last handle shuts down".
+    _closer: Arc<Closer>,
+}
+
+struct Closer {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Copy-on-write: handling clones the `Arc` and runs without any lock.
+    rules: Mutex<Arc<Vec<Rule>>>,
+    wake: Notify,
+    done: Notify,
+    max_concurrent_names: usize,
+    max_queued: usize,
+    processed: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct State {
+    /// Every name with events waiting or being handled, with its waiting events. A name is
+    /// either in `ready` (it has waiting events and is not being handled) or being handled.
+    names: HashMap<Arc<str>, VecDeque<SignalEvent>>,
+    /// Names with waiting events, not being handled, in the order they became ready.
+    ready: VecDeque<Arc<str>>,
+    /// Events waiting (not being handled), over all names.
+    queued: usize,
+    closed: bool,
+    finished: bool,
+}
+
+impl SignalDispatcher {
+    /// How many names [`new`](Self::new) handles at once.
+    pub const DEFAULT_MAX_CONCURRENT_NAMES: usize = 4;
+
+    /// How many events [`new`](Self::new) lets wait before refusing more.
+    pub const DEFAULT_MAX_QUEUED: usize = 1024;
+
+    /// Starts a dispatcher with no handlers, handling at most
+    /// [`DEFAULT_MAX_CONCURRENT_NAMES`](Self::DEFAULT_MAX_CONCURRENT_NAMES) names at once with at
+    /// most [`DEFAULT_MAX_QUEUED`](Self::DEFAULT_MAX_QUEUED) events waiting.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dispatcher = ephemeral::SignalDispatcher::new();
+    /// assert_eq!(dispatcher.queued_count(), 0);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime (it spawns its background task).
+    // No `Default`: constructing spawns a task, which needs a runtime; a `Default` that can
+    // panic would be a trap in `#[derive(Default)]` structs.
+    #[allow(clippy::new_without_default)]
+    #[must_use]
+    pub fn new() -> Self {
+        SignalDispatcher::with_limits(
+            SignalDispatcher::DEFAULT_MAX_CONCURRENT_NAMES,
+            SignalDispatcher::DEFAULT_MAX_QUEUED,
+        )
+    }
+
+    /// Starts a dispatcher handling at most `max_concurrent_names` names at once, with at most
+    /// `max_queued` events waiting (events being handled do not count).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
+    /// use std::time::SystemTime;
+    ///
+    /// let dispatcher = SignalDispatcher::with_limits(1, 2);
+    /// let evt = || SignalEvent::new("tick", OperationId::next(), None, SystemTime::now());
+    /// assert!(dispatcher.dispatch(evt()));
+    /// assert!(dispatcher.dispatch(evt()));
+    /// // Nothing has started yet (the background task has not run), so the queue is full.
+    /// assert!(!dispatcher.dispatch(evt()));
+    /// assert_eq!(dispatcher.dropped_count(), 1);
+    /// dispatcher.shutdown().await;
+    /// assert_eq!(dispatcher.processed_count(), 2);
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, or if either limit is zero.
+    #[must_use]
+    pub fn with_limits(max_concurrent_names: usize, max_queued: usize) -> Self {
+        assert!(
+            max_concurrent_names > 0,
+            "SignalDispatcher: max_concurrent_names must be at least 1"
+        );
+        assert!(
+            max_queued > 0,
+            "SignalDispatcher: max_queued must be at least 1"
+        );
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                names: HashMap::new(),
+                ready: VecDeque::new(),
+                queued: 0,
+                closed: false,
+                finished: false,
+            }),
+            rules: Mutex::new(Arc::new(Vec::new())),
+            wake: Notify::new(),
+            done: Notify::new(),
+            max_concurrent_names,
+            max_queued,
+            processed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        tokio::spawn(drive(shared.clone()));
+        SignalDispatcher {
+            _closer: Arc::new(Closer {
+                shared: shared.clone(),
+            }),
+            shared,
+        }
+    }
+
+    /// Routes events whose name matches `pattern` to `handler`.
+    ///
+    /// A pattern registered before (the same exact string) gets the new handler in its old
+    /// position; a new pattern goes last. Events already being handled keep the rules they
+    /// started with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{SignalDispatcher, SignalEvent};
+    ///
+    /// let dispatcher = SignalDispatcher::new();
+    /// dispatcher.register("a.*", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) });
+    /// dispatcher.register("b", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) });
+    /// // Replaces the first handler, keeping its place.
+    /// dispatcher.register("a.*", |_evt: SignalEvent| async { Err("nope") });
+    /// let patterns: Vec<String> = dispatcher.patterns().iter().map(|p| p.to_string()).collect();
+    /// assert_eq!(patterns, ["a.*", "b"]);
+    /// # }
+    /// ```
+    pub fn register<P, F, Fut, E>(&self, pattern: P, handler: F)
+    where
+        P: Into<Pattern>,
+        F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let handler: Handler = Arc::new(move |evt| {
+            let fut = handler(evt);
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        let pattern = pattern.into();
+        let mut rules = self.shared.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next: Vec<Rule> = rules
+            .iter()
+            .map(|r| Rule {
+                pattern: r.pattern.clone(),
+                handler: r.handler.clone(),
+            })
+            .collect();
+        match next
+            .iter_mut()
+            .find(|r| r.pattern.as_str() == pattern.as_str())
+        {
+            Some(rule) => rule.handler = handler,
+            None => next.push(Rule { pattern, handler }),
+        }
+        let old = std::mem::replace(&mut *rules, Arc::new(next));
+        drop(rules);
+        // The replaced handler (user data) is released outside the lock.
+        drop(old);
+    }
+
+    /// The registered patterns, in registration order.
+    #[must_use]
+    pub fn patterns(&self) -> Vec<Pattern> {
+        self.shared
+            .rules()
+            .iter()
+            .map(|r| r.pattern.clone())
+            .collect()
+    }
+
+    /// Queues `event` for every handler whose pattern matches its name; never waits.
+    ///
+    /// Answers `false`, and the event is not handled, after [`shutdown`](Self::shutdown) or
+    /// when `max_queued` events already wait (then it is counted in
+    /// [`dropped_count`](Self::dropped_count)).
+    pub fn dispatch(&self, event: SignalEvent) -> bool {
+        let shared = &*self.shared;
+        let mut state = shared.lock();
+        if state.closed {
+            return false;
+        }
+        if state.queued >= shared.max_queued {
+            drop(state);
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        state.queued += 1;
+        let state = &mut *state;
+        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
+            // The name is already ready or being handled: the driver gets to it.
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push_back(event);
+                false
+            }
+            Entry::Vacant(slot) => {
+                state.ready.push_back(slot.key().clone());
+                slot.insert(VecDeque::from([event]));
+                true
+            }
+        };
+        if newly_ready {
+            shared.wake.notify_one();
+        }
+        true
+    }
+
+    /// Events waiting to be handled (not counting those being handled).
+    #[must_use]
+    pub fn queued_count(&self) -> usize {
+        self.shared.lock().queued
+    }
+
+    /// Names that currently have events waiting or being handled; 0 once the dispatcher is idle.
+    #[must_use]
+    pub fn tracked_names(&self) -> usize {
+        self.shared.lock().names.len()
+    }
+
+    /// Events fully handled: every matching handler has run (also when some failed, and also
+    /// when no handler matched).
+    #[must_use]
+    pub fn processed_count(&self) -> u64 {
+        self.shared.processed.load(Ordering::Relaxed)
+    }
+
+    /// Handler runs that returned an error or panicked (one per failing handler per event).
+    #[must_use]
+    pub fn failed_count(&self) -> u64 {
+        self.shared.failed.load(Ordering::Relaxed)
+    }
+
+    /// Events refused by [`dispatch`](Self::dispatch) because the queue was full.
+    #[must_use]
+    pub fn dropped_count(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has been called (intake is closed).
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.lock().closed
+    }
+
+    /// Stops intake and returns once every event already queued has been handled.
+    /// Idempotent: later calls wait for the same thing.
+    pub async fn shutdown(&self) {
+        self.shared.close();
+        self.shared.wait_finished().await;
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No user code runs under this lock, so poisoning cannot leave broken state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn rules(&self) -> Arc<Vec<Rule>> {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_one();
+    }
+
+    async fn wait_finished(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().finished {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Handles one event: every matching handler, in registration order, each awaited.
+/// Resolves to the event's name so the driver can move on to that name's next event.
+async fn handle(shared: Arc<Shared>, name: Arc<str>, event: SignalEvent) -> Arc<str> {
+    let rules = shared.rules();
+    for rule in rules.iter().filter(|r| r.pattern.matches(&name)) {
+        // The handler's synchronous part may panic too.
+        let succeeded = match catch_unwind(AssertUnwindSafe(|| (rule.handler)(event.clone()))) {
+            Ok(fut) => matches!(AssertUnwindSafe(fut).catch_unwind().await, Ok(Ok(()))),
+            Err(_) => false,
+        };
+        if !succeeded {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    shared.processed.fetch_add(1, Ordering::Relaxed);
+    name
+}
+
+/// The background task: starts ready names while there are free slots, and on each finished
+/// event either requeues its name (more waiting) or forgets it.
+async fn drive(shared: Arc<Shared>) {
+    let mut running = FuturesUnordered::new();
+    loop {
+        let exit = {
+            let mut state = shared.lock();
+            while running.len() < shared.max_concurrent_names {
+                let Some(name) = state.ready.pop_front() else {
+                    break;
+                };
+                // A ready name always has a waiting event; stay robust all the same.
+                let Some(event) = state.names.get_mut(&name).and_then(VecDeque::pop_front) else {
+                    state.names.remove(&name);
+                    continue;
+                };
+                state.queued -= 1;
+                running.push(handle(shared.clone(), name, event));
+            }
+            shrink(&mut state);
+            // A name stays in `names` while it is handled, so this also means nothing runs.
+            state.closed && state.names.is_empty()
+        };
+        if exit {
+            break;
+        }
+        tokio::select! {
+            biased;
+            Some(name) = running.next(), if !running.is_empty() => {
+                let mut state = shared.lock();
+                let more = state.names.get(&name).is_some_and(|q| !q.is_empty());
+                if more {
+                    state.ready.push_back(name);
+                } else {
+                    state.names.remove(&name);
+                }
+            }
+            () = shared.wake.notified() => {}
+        }
+    }
+    shared.lock().finished = true;
+    shared.done.notify_waiters();
+}
+
+/// Gives memory back after a burst of many names: removed entries do not shrink a map.
+fn shrink(state: &mut State) {
+    const MIN: usize = 64;
+    if state.names.capacity() > MIN && state.names.len() < state.names.capacity() / 4 {
+        state.names.shrink_to((state.names.len() * 2).max(MIN));
+    }
+    if state.ready.capacity() > MIN && state.ready.len() < state.ready.capacity() / 4 {
+        state.ready.shrink_to((state.ready.len() * 2).max(MIN));
+    }
+}
+
+impl fmt::Debug for SignalDispatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignalDispatcher")
+            .field("patterns", &self.patterns())
+            .field("queued", &self.queued_count())
+            .field("tracked_names", &self.tracked_names())
+            .field("processed", &self.processed_count())
+            .field("failed", &self.failed_count())
+            .field("dropped", &self.dropped_count())
+            .finish()
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync + Clone>() {}
+    is::<SignalDispatcher>();
+}

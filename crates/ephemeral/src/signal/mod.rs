@@ -16,6 +16,7 @@ mod sink;
 mod source;
 
 pub use constraints::{BlockReason, SignalConstraints};
+pub use dispatcher::SignalDispatcher;
 pub use event::{SignalEvent, SignalRetracted};
 pub use processor::AsyncSignalProcessor;
 pub use sink::{SignalSink, Subscription};

@@ -7,7 +7,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
@@ -306,21 +306,33 @@ impl<E> Shared<E> {
 
 async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
     let mut running = FuturesUnordered::new();
+    let mut starting = Vec::new();
     loop {
-        // Start as many queued signals as the cap allows.
+        // Take as many queued signals as the cap allows.
         let exit = {
             let mut state = shared.lock();
-            while running.len() < shared.max_concurrency {
-                let Some(event) = state.queue.pop_front() else {
-                    break;
-                };
-                let fut = (shared.handler)(event, shared.token.clone());
-                running.push(AssertUnwindSafe(fut).catch_unwind());
-            }
-            state.closed && state.queue.is_empty() && running.is_empty()
+            let free = shared.max_concurrency - running.len();
+            let take = free.min(state.queue.len());
+            starting.extend(state.queue.drain(..take));
+            state.closed && state.queue.is_empty() && running.is_empty() && starting.is_empty()
         };
         if exit {
             break;
+        }
+        if !starting.is_empty() {
+            // Call the handlers outside the lock: they are user code, which may enqueue or
+            // panic before returning its future.
+            for event in starting.drain(..) {
+                let handler = &shared.handler;
+                match catch_unwind(AssertUnwindSafe(|| handler(event, shared.token.clone()))) {
+                    Ok(fut) => running.push(AssertUnwindSafe(fut).catch_unwind()),
+                    Err(_) => {
+                        shared.failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            // Slots freed by handlers that panicked at once are refilled on the next pass.
+            continue;
         }
         tokio::select! {
             biased;

@@ -14,6 +14,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 type Subscriber = Arc<dyn Fn(&SignalEvent) + Send + Sync>;
+type Subscribers = Arc<[(u64, Subscriber)]>;
+
+/// Calls every subscriber with `event`; a panicking subscriber must not poison the sink or stop
+/// the others.
+fn notify(subscribers: &Subscribers, event: &SignalEvent) {
+    for (_, subscriber) in subscribers.iter() {
+        let _ = catch_unwind(AssertUnwindSafe(|| subscriber(event)));
+    }
+}
 
 /// A shared, bounded window of recent [`SignalEvent`]s: raise from anywhere, sense from anywhere.
 ///
@@ -53,7 +62,8 @@ pub struct SignalSink {
 
 struct Inner {
     state: Mutex<State>,
-    /// Bumped on every raise and clear, so readers can cache "is a pattern present?".
+    /// Moves on every raise and clear, so readers can cache "is a pattern present?". Written
+    /// only under the state lock (from `State::generation`), so a plain store suffices.
     generation: AtomicU64,
     has_subscribers: AtomicBool,
     max_capacity: usize,
@@ -71,8 +81,19 @@ struct State {
     /// The newest `at` ever pushed; an older push makes the deque unordered.
     newest: Option<Instant>,
     unordered: bool,
-    subscribers: Arc<[(u64, Subscriber)]>,
+    subscribers: Subscribers,
     next_subscriber: u64,
+    /// The authoritative change counter; published to `Inner::generation`.
+    generation: u64,
+}
+
+impl State {
+    /// Moves the change counter (called with the lock held, so no read-modify-write is needed
+    /// on the shared atomic).
+    fn bump(&mut self, inner: &Inner) {
+        self.generation += 1;
+        inner.generation.store(self.generation, Ordering::Release);
+    }
 }
 
 impl Default for SignalSink {
@@ -102,6 +123,7 @@ impl SignalSink {
                     unordered: false,
                     subscribers: Arc::from(Vec::new()),
                     next_subscriber: 0,
+                    generation: 0,
                 }),
                 generation: AtomicU64::new(0),
                 has_subscribers: AtomicBool::new(false),
@@ -141,7 +163,10 @@ impl SignalSink {
         let at = time::now();
         let event =
             SignalEvent::with_parts(name, OperationId::next(), key, time::to_system(at), None);
-        self.push(event.clone(), at);
+        // One copy is stored; subscribers borrow the one returned.
+        if let Some(subscribers) = self.store(event.clone(), at) {
+            notify(&subscribers, &event);
+        }
         event
     }
 
@@ -150,57 +175,45 @@ impl SignalSink {
     /// An event whose timestamp is already older than `max_age` is accepted but never returned.
     pub fn raise_event(&self, event: SignalEvent) {
         let at = time::from_system(event.timestamp());
-        self.push(event, at);
-    }
-
-    fn push(&self, event: SignalEvent, at: Instant) {
-        let subscribers = {
-            let mut state = self.lock();
-            let inner = &*self.inner;
-            match state.newest {
-                Some(newest) if at < newest => state.unordered = true,
-                _ => state.newest = Some(at),
-            }
-            if state.events.len() == inner.max_capacity {
-                state.events.pop_front();
-            }
-            let subscribers = inner
-                .has_subscribers
-                .load(Ordering::Relaxed)
-                .then(|| (!state.subscribers.is_empty()).then(|| state.subscribers.clone()))
-                .flatten();
-            match subscribers {
-                // Subscribers get the event after the lock is released; keep a copy.
-                Some(subs) => {
-                    state.events.push_back(Stored {
-                        event: event.clone(),
-                        at,
-                    });
-                    self.bump();
-                    drop(state);
-                    Some((subs, event))
-                }
-                None => {
-                    state.events.push_back(Stored { event, at });
-                    self.bump();
-                    None
-                }
-            }
-        };
-        if let Some((subs, event)) = subscribers {
-            for (_, sub) in subs.iter() {
-                // A panicking subscriber must not poison the sink or stop the others.
-                let _ = catch_unwind(AssertUnwindSafe(|| sub(&event)));
-            }
+        // Copy the event only when someone will be told about it. (A subscription racing with
+        // this raise may miss it, as if it had been made just after.)
+        let copy = self
+            .inner
+            .has_subscribers
+            .load(Ordering::Relaxed)
+            .then(|| event.clone());
+        if let (Some(subscribers), Some(event)) = (self.store(event, at), copy) {
+            notify(&subscribers, &event);
         }
     }
 
-    fn bump(&self) {
-        self.inner.generation.fetch_add(1, Ordering::Release);
+    /// Stores `event` stamped `at` on tokio's clock, dropping the oldest event when full.
+    /// Returns the subscribers to tell, if there are any; they are called after the lock is
+    /// released.
+    fn store(&self, event: SignalEvent, at: Instant) -> Option<Subscribers> {
+        let inner = &*self.inner;
+        let mut state = self.lock();
+        match state.newest {
+            Some(newest) if at < newest => state.unordered = true,
+            _ => state.newest = Some(at),
+        }
+        let evicted = if state.events.len() >= inner.max_capacity {
+            state.events.pop_front()
+        } else {
+            None
+        };
+        state.events.push_back(Stored { event, at });
+        state.bump(inner);
+        let subscribers = (!state.subscribers.is_empty()).then(|| state.subscribers.clone());
+        drop(state);
+        // The evicted event is released outside the lock.
+        drop(evicted);
+        subscribers
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Nothing user-supplied runs under this lock, so poisoning cannot leave broken state.
+        // Only read-only predicates run under this lock (never during a mutation), so poisoning
+        // cannot leave broken state.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -213,6 +226,8 @@ impl SignalSink {
     }
 
     /// A copy of the live events that satisfy `predicate`, oldest first.
+    ///
+    /// `predicate` runs while the sink is locked: it must not call back into this sink.
     pub fn sense(&self, mut predicate: impl FnMut(&SignalEvent) -> bool) -> Vec<SignalEvent> {
         self.with_live(|events| {
             events
@@ -230,6 +245,8 @@ impl SignalSink {
     }
 
     /// Whether a live event satisfies `predicate` (stops at the first).
+    ///
+    /// `predicate` runs while the sink is locked: it must not call back into this sink.
     pub fn detect_where(&self, mut predicate: impl FnMut(&SignalEvent) -> bool) -> bool {
         self.with_live(|events| events.iter().any(|s| predicate(&s.event)))
     }
@@ -249,10 +266,12 @@ impl SignalSink {
     /// Drops every event.
     pub fn clear(&self) {
         let mut state = self.lock();
-        state.events.clear();
+        let events = std::mem::take(&mut state.events);
         state.newest = None;
         state.unordered = false;
-        self.bump();
+        state.bump(&self.inner);
+        drop(state);
+        drop(events);
     }
 
     /// Calls `subscriber` with every event raised from now on, on the raising thread, after the
@@ -372,7 +391,11 @@ impl Drop for Subscription {
             inner
                 .has_subscribers
                 .store(!subs.is_empty(), Ordering::Relaxed);
-            state.subscribers = Arc::from(subs);
+            let old = std::mem::replace(&mut state.subscribers, Arc::from(subs));
+            drop(state);
+            // The removed subscriber (user code, possibly with a `Drop`) is released outside
+            // the lock.
+            drop(old);
         }
     }
 }
