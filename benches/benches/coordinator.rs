@@ -41,7 +41,9 @@ async fn ours(items: u64) {
             black_box(n);
             Ok::<_, Io>(())
         },
-        Options::default().max_concurrency(CONCURRENCY).queue_capacity(1024),
+        Options::default()
+            .max_concurrency(CONCURRENCY)
+            .queue_capacity(1024),
     );
     for n in 0..items {
         if c.enqueue(n).await.is_err() {
@@ -84,7 +86,9 @@ async fn ours_for_each(items: u64) {
             black_box(n);
             Ok::<_, Io>(())
         },
-        Options::default().max_concurrency(CONCURRENCY).queue_capacity(1024),
+        Options::default()
+            .max_concurrency(CONCURRENCY)
+            .queue_capacity(1024),
     )
     .await
     .expect("not cancelled");
@@ -110,7 +114,10 @@ async fn spawn_per_item(items: u64) {
             drop(permit);
         });
     }
-    let _all = sem.acquire_many(CONCURRENCY as u32).await.expect("open semaphore");
+    let _all = sem
+        .acquire_many(CONCURRENCY as u32)
+        .await
+        .expect("open semaphore");
 }
 
 /// A tokio mpsc(1024) feeding 8 workers that share the receiver behind a mutex.
@@ -142,16 +149,23 @@ async fn mpsc_pool(items: u64) {
     }
 }
 
-type Shape = (&'static str, fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>);
+type Shape = (
+    &'static str,
+    fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+);
 
 fn shapes() -> Vec<Shape> {
     vec![
         ("buffer_unordered(8)", |n| Box::pin(buffer_unordered(n))),
         ("ephemeral WorkCoordinator", |n| Box::pin(ours(n))),
         ("ephemeral for_each", |n| Box::pin(ours_for_each(n))),
-        ("ephemeral KeyedWorkCoordinator (10k keys)", |n| Box::pin(ours_keyed(n))),
+        ("ephemeral KeyedWorkCoordinator (10k keys)", |n| {
+            Box::pin(ours_keyed(n))
+        }),
         ("tokio mpsc + 8 workers", |n| Box::pin(mpsc_pool(n))),
-        ("Semaphore + spawn per item", |n| Box::pin(spawn_per_item(n))),
+        ("Semaphore + spawn per item", |n| {
+            Box::pin(spawn_per_item(n))
+        }),
     ]
 }
 
@@ -180,7 +194,9 @@ criterion_group!(benches, work_path);
 
 /// Voluntary context switches of every thread of this process so far.
 fn voluntary_csw() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
     tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
@@ -197,7 +213,11 @@ fn voluntary_csw() -> u64 {
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4)
 }
 
@@ -236,7 +256,9 @@ fn report() {
         println!("| {name} | {n:.0} | {:.2} | {c:.2} |", n / base);
     }
 
-    println!("\n## resident memory while 10,000,000 items pass through a WorkCoordinator (window 200)\n");
+    println!(
+        "\n## resident memory while 10,000,000 items pass through a WorkCoordinator (window 200)\n"
+    );
     println!("| items so far | RSS kB |");
     println!("|--:|--:|");
     rt.block_on(async {
@@ -247,7 +269,9 @@ fn report() {
                 }
                 Ok::<_, Io>(())
             },
-            Options::default().max_concurrency(CONCURRENCY).queue_capacity(1024),
+            Options::default()
+                .max_concurrency(CONCURRENCY)
+                .queue_capacity(1024),
         );
         for n in 0..10_000_000u64 {
             if c.enqueue(n).await.is_err() {

@@ -56,7 +56,11 @@ use tokio_util::sync::CancellationToken;
 type SpawnFn<T, S, R> = Box<dyn Fn(Arc<Shared<T, S, R>>, Arc<Slot>) + Send + Sync>;
 
 pub(crate) struct Shared<T, S: Scheduler<T>, R> {
+    /// Intake and scheduling: taken by producers and by workers taking items.
     core: Mutex<Core<T, S, R>>,
+    /// The finished-operation window and outcome counters: taken by workers finishing items
+    /// and by readers. Lock order: `track` before `core`.
+    track: Mutex<Track<R>>,
     pub(crate) hub: Arc<Hub>,
     /// Parked workers wait here.
     work: Notify,
@@ -96,14 +100,18 @@ pub(crate) struct Core<T, S, R> {
     cancelled: bool,
     seq: u64,
     enqueued: u64,
-    completed: u64,
-    failed: u64,
     cancelled_items: u64,
     defer_timeouts: u64,
     space_waiters: usize,
     slots: Vec<Arc<Slot>>,
+    _item: std::marker::PhantomData<fn(T) -> R>,
+}
+
+/// What finished operations left behind.
+pub(crate) struct Track<R> {
     window: Window<R>,
-    _item: std::marker::PhantomData<fn(T)>,
+    completed: u64,
+    failed: u64,
 }
 
 impl<T, S: Scheduler<T>, R> Core<T, S, R> {
@@ -189,17 +197,19 @@ where
                 cancelled: false,
                 seq: 0,
                 enqueued: 0,
-                completed: 0,
-                failed: 0,
                 cancelled_items: 0,
                 defer_timeouts: 0,
                 space_waiters: 0,
                 slots: Vec::new(),
+                _item: std::marker::PhantomData,
+            }),
+            track: Mutex::new(Track {
                 window: Window::new(
                     options.max_tracked_operations,
                     options.max_operation_lifetime,
                 ),
-                _item: std::marker::PhantomData,
+                completed: 0,
+                failed: 0,
             }),
             hub,
             work: Notify::new(),
@@ -246,6 +256,11 @@ where
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn track(&self) -> MutexGuard<'_, Track<R>> {
+        // Same reasoning as `lock`.
+        self.track.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     // ----- intake -------------------------------------------------------------------------
 
     /// Whether a cancel-on / defer-on signal is present (exact: expired operations are purged
@@ -256,10 +271,7 @@ where
             return false;
         }
         if gates.window_maybe(kind) {
-            {
-                let mut core = self.lock();
-                core.window.purge_all(time::now(), gates);
-            }
+            self.track().window.purge_all(time::now(), gates);
             if gates.window_maybe(kind) {
                 return true;
             }
@@ -394,9 +406,17 @@ where
         overrun: bool,
     ) -> Step<T, S::Key> {
         let mut discarded = Vec::new();
+        // The window part of finishing happens before the intake lock is taken, so producers
+        // only ever wait for the short pop below.
+        let mut track = done.as_ref().map(|_| self.track());
+        let released = match (done, track.as_mut()) {
+            (Some(done), Some(track)) => Some(self.record(track, slot, done, now)),
+            _ => None,
+        };
         let mut core = self.lock();
-        if let Some(done) = done {
-            self.record(&mut core, slot, done, now);
+        if let Some(key) = released {
+            core.active -= 1;
+            core.sched.release(&key);
         }
         if std::mem::take(woken) {
             core.waking = false;
@@ -451,6 +471,7 @@ where
             self.wake_all(&mut core);
         }
         drop(core);
+        drop(track);
         if drained {
             self.drained.notify_waiters();
         }
@@ -458,22 +479,28 @@ where
         step
     }
 
-    /// Moves a finished operation from its slot into the window and counts it.
-    fn record(&self, core: &mut Core<T, S, R>, slot: &Slot, done: Done<S::Key, R>, now: Instant) {
+    /// Moves a finished operation from its slot into the window and counts it; answers the
+    /// key to release in the scheduler (the caller then updates `core` while still holding
+    /// `track`, so counters read under both locks always add up).
+    fn record(
+        &self,
+        track: &mut Track<R>,
+        slot: &Slot,
+        done: Done<S::Key, R>,
+        now: Instant,
+    ) -> S::Key {
         let ended = slot.finish();
-        core.active -= 1;
-        core.sched.release(&done.key);
         let (error, result) = match done.outcome {
             Ok(r) => {
-                core.completed += 1;
+                track.completed += 1;
                 (None, Some(r))
             }
             Err(e) => {
-                core.failed += 1;
+                track.failed += 1;
                 (Some(e), None)
             }
         };
-        core.window.push(
+        track.window.push(
             Finished {
                 id: ended.id,
                 key: ended.key,
@@ -488,12 +515,17 @@ where
             now,
             &self.hub.gates,
         );
+        done.key
     }
 
     /// Records a finished item outside `step` (deferral path).
     fn record_only(&self, slot: &Arc<Slot>, done: Done<S::Key, R>, now: Instant) {
+        let mut track = self.track();
+        let key = self.record(&mut track, slot, done, now);
         let mut core = self.lock();
-        self.record(&mut core, slot, done, now);
+        core.active -= 1;
+        core.sched.release(&key);
+        drop(track);
         self.after_release(core);
     }
 
@@ -506,8 +538,12 @@ where
         sampler: &SampleHandler,
     ) {
         {
+            let mut track = self.track();
+            let key = self.record(&mut track, slot, done, now);
             let mut core = self.lock();
-            self.record(&mut core, slot, done, now);
+            core.active -= 1;
+            core.sched.release(&key);
+            // Drain waits for the sample too.
             core.sampling += 1;
         }
         let snapshot = self.snapshot_where(|_| true);
@@ -620,13 +656,14 @@ where
     // ----- reads --------------------------------------------------------------------------
 
     pub(crate) fn stats(&self) -> Stats {
+        let track = self.track();
         let core = self.lock();
         Stats {
             pending: core.sched.len(),
             active: core.active,
             enqueued: core.enqueued,
-            completed: core.completed,
-            failed: core.failed,
+            completed: track.completed,
+            failed: track.failed,
             cancelled: core.cancelled_items,
             max_concurrency: core.limit,
             paused: core.paused,
@@ -662,6 +699,7 @@ where
         let now = time::now();
         let mut out = Vec::new();
         {
+            let track = self.track();
             let core = self.lock();
             for slot in &core.slots {
                 let r = slot.lock();
@@ -669,7 +707,8 @@ where
                     out.push((r.seq, x));
                 }
             }
-            for (rec, pinned) in core.window.iter_live(now) {
+            drop(core);
+            for (rec, pinned) in track.window.iter_live(now) {
                 if let Some(x) = finished(rec, pinned) {
                     out.push((rec.seq, x));
                 }
@@ -690,6 +729,7 @@ where
     /// Visits every live window signal, operations in start order.
     pub(crate) fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
         let now = time::now();
+        let track = self.track();
         let core = self.lock();
         let guards: Vec<_> = core.slots.iter().map(|s| s.lock()).collect();
         let mut ops: Vec<(u64, &[SignalEvent])> = guards
@@ -697,7 +737,8 @@ where
             .filter(|r| r.id.is_some())
             .map(|r| (r.seq, r.signals.as_slice()))
             .chain(
-                core.window
+                track
+                    .window
                     .iter_live(now)
                     .map(|(rec, _)| (rec.seq, rec.signals.as_slice())),
             )
@@ -714,6 +755,7 @@ where
     }
 
     pub(crate) fn pin(&self, id: OperationId) -> bool {
+        let mut track = self.track();
         let core = self.lock();
         for slot in &core.slots {
             let mut r = slot.lock();
@@ -723,11 +765,12 @@ where
             }
         }
         drop(core);
-        self.lock().window.pin(id, time::now())
+        track.window.pin(id, time::now())
     }
 
     pub(crate) fn unpin(&self, id: OperationId) -> bool {
-        let mut core = self.lock();
+        let mut track = self.track();
+        let core = self.lock();
         for slot in &core.slots {
             let mut r = slot.lock();
             if r.id == Some(id) {
@@ -736,16 +779,18 @@ where
                 return was;
             }
         }
-        core.window.unpin(id, time::now(), &self.hub.gates)
+        drop(core);
+        track.window.unpin(id, time::now(), &self.hub.gates)
     }
 
     pub(crate) fn evict(&self, id: OperationId) -> bool {
-        self.lock().window.evict(id, &self.hub.gates)
+        self.track().window.evict(id, &self.hub.gates)
     }
 
     pub(crate) fn window_held(&self) -> usize {
+        let track = self.track();
         let core = self.lock();
-        core.window.held() + core.slots.iter().filter(|s| s.lock().id.is_some()).count()
+        track.window.held() + core.slots.iter().filter(|s| s.lock().id.is_some()).count()
     }
 
     pub(crate) fn with_core<X>(&self, f: impl FnOnce(&mut Core<T, S, R>) -> X) -> X {
