@@ -2,36 +2,38 @@
 //!
 //! # Shape
 //!
-//! A pool of long-lived worker tasks (never one task per item) pulls from a scheduler (plain
-//! FIFO or per-key queues) under one lock. The worker count follows the concurrency limit:
-//! workers are spawned on demand up to the limit and exit when the limit shrinks below their
-//! number, so running bodies never exceed the newest limit once the excess has finished.
+//! A pool of long-lived worker tasks (never one task per item) pulls from an [`Intake`]: a
+//! lock-free bounded ring for plain coordinators, per-key queues behind a short lock for keyed
+//! ones. The worker count follows the concurrency limit: workers are spawned on demand up to the
+//! limit and exit when the limit shrinks below their number.
 //!
-//! Each worker owns a [`Slot`] holding its running operation; bodies write their signals there
-//! (a lock only they and window readers touch). Finishing an item and taking the next one
-//! happen in one critical section, together with moving the finished record into the window
-//! and updating the counters: per item a worker takes the coordinator lock once and reads the
-//! clock once (the end of one item is the start of the next).
+//! The hot path takes no engine-wide lock. A producer checks a few atomics and pushes into the
+//! intake. A worker reserves a run slot (`active`, compare-and-swap against `limit`), pops, runs
+//! the body, then records the finished operation in the window (`track`, a lock only workers
+//! and readers take) and reads the clock once (the end of one item is the start of the next).
+//! Each worker owns a [`Slot`] holding its running operation; bodies write their signals there.
 //!
 //! # Wake discipline
 //!
 //! At most one worker is being woken at a time (`waking`). A producer wakes (or spawns) a
-//! worker only when none is already on its way; a worker that takes an item wakes the next
-//! one only if more items are ready. Workers drain the queue before parking.
+//! worker only when none is already on its way; a worker that takes an item wakes the next one
+//! only if more items are ready. Workers drain the intake before parking.
 //!
-//! # Invariants (all under `core`)
+//! # Invariants
 //!
-//! * `active <= limit` at every start; `active` counts bodies (plus their `on_sample` call).
-//! * `enqueued == completed + failed + cancelled + pending + active` at every release of the
-//!   lock (`pending` is `sched.len()`), so after a drain `enqueued == completed + failed +
-//!   cancelled`.
-//! * `idle` counts parked workers that nobody has notified yet; wake-alls reset it and bump
-//!   `wake_all_gen`, which a parking worker re-checks after registering, so no wake is lost.
-//! * Drained (closed, nothing pending or active) wakes every parked worker so each exits: no
-//!   task outlives the coordinator.
+//! * `active` counts reserved or running run slots; it only grows by a compare-and-swap below
+//!   `limit`, so running bodies never exceed the limit in force when they started.
+//! * A worker reserves its slot *before* popping, so "intake empty and `active == 0`" means
+//!   nothing is in flight; a producer counts itself in `pushing` around its push, so "closed,
+//!   `pushing == 0`, intake empty, `active == 0`, `sampling == 0`" is exactly drained. Every
+//!   party that moves one of these towards zero re-checks and notifies.
+//! * Parking: a worker registers its `Notified`, then counts itself `idle`, then re-checks for
+//!   work (sequentially consistent on both sides), so a producer either sees it idle or it sees
+//!   the item. Wake-alls zero `idle` and bump `wake_all_gen`.
+//! * After a drain, `enqueued == completed + failed + cancelled`.
 
 use super::error::{EnqueueError, TryEnqueueError};
-use super::scheduler::{Job, Scheduler};
+use super::scheduler::{Intake, Job, Refused};
 use super::Stats;
 use crate::id::OperationId;
 use crate::operation::hub::Hub;
@@ -46,29 +48,47 @@ use futures_util::FutureExt;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-type SpawnFn<T, S, R> = Box<dyn Fn(Arc<Shared<T, S, R>>, Arc<Slot>) + Send + Sync>;
+type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, Arc<Slot>) + Send + Sync>;
 
-pub(crate) struct Shared<T, S: Scheduler<T>, R> {
-    /// Intake and scheduling: taken by producers and by workers taking items.
-    core: Mutex<Core<T, S, R>>,
+pub(crate) struct Shared<T, I: Intake<T>, R> {
+    pub(crate) intake: I,
     /// The finished-operation window and outcome counters: taken by workers finishing items
-    /// and by readers. Lock order: `track` before `core`.
+    /// and by readers. Lock order: `track` before `ctl`.
     track: Mutex<Track<R>>,
+    /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
+    ctl: Mutex<Ctl>,
     pub(crate) hub: Arc<Hub>,
+
+    closed: AtomicBool,
+    cancelled: AtomicBool,
+    paused: AtomicBool,
+    pushing: AtomicUsize,
+    active: AtomicUsize,
+    sampling: AtomicUsize,
+    limit: AtomicUsize,
+    workers: AtomicUsize,
+    idle: AtomicUsize,
+    waking: AtomicBool,
+    space_waiters: AtomicUsize,
+    wake_all_gen: AtomicU64,
+    enqueued: AtomicU64,
+    cancelled_items: AtomicU64,
+    defer_timeouts: AtomicU64,
+
     /// Parked workers wait here.
     work: Notify,
     /// `enqueue` calls waiting for queue room wait here.
     space: Notify,
     /// `drain` waits here.
     drained: Notify,
-    wake_all_gen: AtomicU64,
+
     capacity: usize,
     dynamic: bool,
     fair: bool,
@@ -79,7 +99,7 @@ pub(crate) struct Shared<T, S: Scheduler<T>, R> {
     runtime: tokio::runtime::Handle,
     /// Whether the runtime has several worker threads (and so LIFO slots).
     multi_thread: bool,
-    spawn: SpawnFn<T, S, R>,
+    spawn: SpawnFn<T, I, R>,
     me: Weak<Self>,
     /// Stops the parent-token watcher when the coordinator goes away.
     stop_watch: CancellationToken,
@@ -87,54 +107,32 @@ pub(crate) struct Shared<T, S: Scheduler<T>, R> {
     pub(crate) closed_token: CancellationToken,
 }
 
-pub(crate) struct Core<T, S, R> {
-    pub(crate) sched: S,
-    active: usize,
-    sampling: usize,
-    limit: usize,
-    workers: usize,
-    idle: usize,
-    waking: bool,
-    paused: bool,
-    closed: bool,
-    cancelled: bool,
-    seq: u64,
-    enqueued: u64,
-    cancelled_items: u64,
-    defer_timeouts: u64,
-    space_waiters: usize,
+struct Ctl {
     slots: Vec<Arc<Slot>>,
-    _item: std::marker::PhantomData<fn(T) -> R>,
 }
 
 /// What finished operations left behind.
-pub(crate) struct Track<R> {
+struct Track<R> {
     window: Window<R>,
     completed: u64,
     failed: u64,
 }
 
-impl<T, S: Scheduler<T>, R> Core<T, S, R> {
-    fn is_drained(&self) -> bool {
-        self.closed && self.sched.len() == 0 && self.active == 0 && self.sampling == 0
-    }
-}
-
-/// What the previous item of a worker came to.
+/// What an item of a worker came to.
 struct Done<K, R> {
     key: K,
     outcome: Result<R, OperationError>,
 }
 
-enum Step<T, K> {
+enum Next<T, K> {
     /// Run this item; `woke` says whether another worker was woken or spawned first.
     Run(Job<T, K>, bool),
-    Park(u64),
+    Park,
     Exit,
 }
 
 /// Why an item was refused (with the item and its key, for a retry).
-pub(crate) enum Refusal<T, K> {
+enum Refusal<T, K> {
     Full(T, K),
     Closed(T),
     Rejected(T),
@@ -152,10 +150,17 @@ impl<T, K> Refusal<T, K> {
     }
 }
 
-impl<T, S, R> Shared<T, S, R>
+/// Decrements `counter` if it is positive; answers whether it did.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl<T, I, R> Shared<T, I, R>
 where
     T: Send + 'static,
-    S: Scheduler<T>,
+    I: Intake<T>,
     R: Send + 'static,
 {
     /// Builds the engine for `body`.
@@ -164,7 +169,11 @@ where
     ///
     /// Outside a tokio runtime, or on invalid options.
     #[track_caller]
-    pub(crate) fn start<F, Fut, E>(sched: S, options: Options, body: F) -> Arc<Self>
+    pub(crate) fn start<F, Fut, E>(
+        make_intake: impl FnOnce(&Options) -> I,
+        options: Options,
+        body: F,
+    ) -> Arc<Self>
     where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -180,29 +189,11 @@ where
         let hub = Arc::new(Hub::new(&options, token));
         let body = Arc::new(body);
         let spawn_rt = runtime.clone();
-        let spawn: SpawnFn<T, S, R> = Box::new(move |shared, slot| {
+        let spawn: SpawnFn<T, I, R> = Box::new(move |shared, slot| {
             spawn_rt.spawn(worker(shared, slot, body.clone()));
         });
         let shared = Arc::new_cyclic(|me| Shared {
-            core: Mutex::new(Core {
-                sched,
-                active: 0,
-                sampling: 0,
-                limit: options.max_concurrency,
-                workers: 0,
-                idle: 0,
-                waking: false,
-                paused: false,
-                closed: false,
-                cancelled: false,
-                seq: 0,
-                enqueued: 0,
-                cancelled_items: 0,
-                defer_timeouts: 0,
-                space_waiters: 0,
-                slots: Vec::new(),
-                _item: std::marker::PhantomData,
-            }),
+            intake: make_intake(&options),
             track: Mutex::new(Track {
                 window: Window::new(
                     options.max_tracked_operations,
@@ -211,11 +202,26 @@ where
                 completed: 0,
                 failed: 0,
             }),
+            ctl: Mutex::new(Ctl { slots: Vec::new() }),
             hub,
+            closed: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            pushing: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            sampling: AtomicUsize::new(0),
+            limit: AtomicUsize::new(options.max_concurrency),
+            workers: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            waking: AtomicBool::new(false),
+            space_waiters: AtomicUsize::new(0),
+            wake_all_gen: AtomicU64::new(0),
+            enqueued: AtomicU64::new(0),
+            cancelled_items: AtomicU64::new(0),
+            defer_timeouts: AtomicU64::new(0),
             work: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),
-            wake_all_gen: AtomicU64::new(0),
             capacity: options.effective_queue_capacity(),
             dynamic: options.dynamic_concurrency,
             fair: options.fair_scheduling,
@@ -250,15 +256,15 @@ where
         shared
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Core<T, S, R>> {
-        // No user code runs under this lock except drops of finished results; the state is
+    fn track(&self) -> MutexGuard<'_, Track<R>> {
+        // No user code runs under this lock except drops of evicted results; the state is
         // consistent at every unlock, so a poisoned lock is still usable.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        self.track.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn track(&self) -> MutexGuard<'_, Track<R>> {
-        // Same reasoning as `lock`.
-        self.track.lock().unwrap_or_else(|e| e.into_inner())
+    fn ctl(&self) -> MutexGuard<'_, Ctl> {
+        // Same reasoning as `track`.
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     // ----- intake -------------------------------------------------------------------------
@@ -279,62 +285,54 @@ where
         gates.sink_active(kind)
     }
 
-    fn try_push(
-        &self,
-        item: T,
-        key: S::Key,
-        waiter: Option<std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>>,
-    ) -> Result<OperationId, Refusal<T, S::Key>> {
+    fn try_push(&self, item: T, key: I::Key) -> Result<OperationId, Refusal<T, I::Key>> {
         if self.gate_active(GateKind::Cancel) {
             // Closed wins over Rejected.
-            return Err(if self.lock().closed {
+            return Err(if self.closed.load(SeqCst) {
                 Refusal::Closed(item)
             } else {
                 Refusal::Rejected(item)
             });
         }
-        let mut core = self.lock();
-        if core.closed {
-            return Err(Refusal::Closed(item));
-        }
-        if self.fair && core.sched.overloaded(&key) {
-            return Err(Refusal::KeyOverloaded(item));
-        }
-        if core.sched.len() >= self.capacity {
-            if let Some(waiter) = waiter {
-                // Registered under the lock: a pop after this unlock will wake us.
-                waiter.enable();
-                core.space_waiters += 1;
+        self.pushing.fetch_add(1, SeqCst);
+        let outcome = if self.closed.load(SeqCst) {
+            Err(Refusal::Closed(item))
+        } else {
+            match self.intake.try_push(item, key, self.capacity, self.fair) {
+                Ok(id) => {
+                    self.enqueued.fetch_add(1, SeqCst);
+                    Ok(id)
+                }
+                Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
+                Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
             }
-            return Err(Refusal::Full(item, key));
+        };
+        self.pushing.fetch_sub(1, SeqCst);
+        if outcome.is_ok() {
+            self.wake_one();
         }
-        let id = OperationId::next();
-        let label = core.sched.label(&key);
-        core.sched.push(Job {
-            item,
-            id,
-            key,
-            label,
-        });
-        core.enqueued += 1;
-        self.wake_one(&mut core);
-        Ok(id)
+        if self.closed.load(SeqCst) {
+            // We may have been the last party a drain or an exiting worker waited for.
+            self.wake_one();
+            self.check_drained();
+        }
+        outcome
     }
 
     pub(crate) fn try_enqueue(
         &self,
         item: T,
-        key: S::Key,
+        key: I::Key,
     ) -> Result<OperationId, TryEnqueueError<T>> {
-        self.try_push(item, key, None).map_err(Refusal::into_try)
+        self.try_push(item, key).map_err(Refusal::into_try)
     }
 
     pub(crate) async fn enqueue(
         &self,
         item: T,
-        key: S::Key,
+        key: I::Key,
     ) -> Result<OperationId, EnqueueError<T>> {
-        let (mut item, mut key) = match self.try_push(item, key, None) {
+        let (mut item, mut key) = match self.try_push(item, key) {
             Ok(id) => return Ok(id),
             Err(Refusal::Full(item, key)) => (item, key),
             Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
@@ -344,269 +342,274 @@ where
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
-            match self.try_push(item, key, Some(notified.as_mut())) {
-                Ok(id) => return Ok(id),
+            notified.as_mut().enable();
+            self.space_waiters.fetch_add(1, SeqCst);
+            let attempt = self.try_push(item, key);
+            match attempt {
+                Ok(id) => {
+                    self.space_waiters.fetch_sub(1, SeqCst);
+                    return Ok(id);
+                }
                 Err(Refusal::Full(i, k)) => {
                     item = i;
                     key = k;
+                    // Cancel safety: the guard withdraws our registration if this future is
+                    // dropped while waiting.
+                    let guard = WaiterGuard(&self.space_waiters);
                     notified.await;
+                    drop(guard);
                 }
-                Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
-                Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
-                Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
+                Err(refusal) => {
+                    self.space_waiters.fetch_sub(1, SeqCst);
+                    return Err(match refusal {
+                        Refusal::Closed(t) => EnqueueError::Closed(t),
+                        Refusal::Rejected(t) => EnqueueError::Rejected(t),
+                        Refusal::KeyOverloaded(t) => EnqueueError::KeyOverloaded(t),
+                        Refusal::Full(..) => unreachable!("handled above"),
+                    });
+                }
             }
         }
     }
 
     // ----- waking -------------------------------------------------------------------------
 
+    /// Whether a worker could start an item now.
+    fn runnable(&self) -> bool {
+        !self.paused.load(SeqCst)
+            && !self.cancelled.load(SeqCst)
+            && self.active.load(SeqCst) < self.limit.load(SeqCst)
+            && self.intake.has_ready()
+    }
+
     /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; answers
     /// whether it did.
-    fn wake_one(&self, core: &mut Core<T, S, R>) -> bool {
-        if core.waking || core.paused || core.active >= core.limit || !core.sched.has_ready() {
+    fn wake_one(&self) -> bool {
+        if self.waking.load(SeqCst) || !self.runnable() {
             return false;
         }
-        if core.idle > 0 {
-            core.idle -= 1;
-            core.waking = true;
+        if self.waking.swap(true, SeqCst) {
+            return false;
+        }
+        if take_one(&self.idle) {
             self.work.notify_one();
-            true
-        } else if core.workers < core.limit {
+            return true;
+        }
+        let mut ctl = self.ctl();
+        if self.workers.load(SeqCst) < self.limit.load(SeqCst) && !self.cancelled.load(SeqCst) {
             let slot = Arc::new(Slot::new(self.hub.clone()));
-            core.slots.push(slot.clone());
-            core.workers += 1;
-            core.waking = true;
+            ctl.slots.push(slot.clone());
+            self.workers.fetch_add(1, SeqCst);
+            drop(ctl);
             if let Some(me) = self.me.upgrade() {
                 (self.spawn)(me, slot);
             }
-            true
-        } else {
-            false
+            return true;
         }
+        drop(ctl);
+        self.waking.store(false, SeqCst);
+        // A worker may have parked between our idle check and now.
+        if take_one(&self.idle) {
+            if !self.waking.swap(true, SeqCst) {
+                self.work.notify_one();
+                return true;
+            }
+            self.idle.fetch_add(1, SeqCst);
+        }
+        false
     }
 
     /// Wakes every parked worker (they re-read the state).
-    fn wake_all(&self, core: &mut Core<T, S, R>) {
-        core.idle = 0;
-        core.waking = false;
-        self.wake_all_gen.fetch_add(1, Ordering::AcqRel);
+    fn wake_all(&self) {
+        self.idle.store(0, SeqCst);
+        self.wake_all_gen.fetch_add(1, SeqCst);
         self.work.notify_waiters();
     }
 
-    // ----- the worker's critical section ---------------------------------------------------
+    fn is_drained_now(&self) -> bool {
+        self.closed.load(SeqCst)
+            && self.pushing.load(SeqCst) == 0
+            && self.active.load(SeqCst) == 0
+            && self.sampling.load(SeqCst) == 0
+            && self.intake.len() == 0
+    }
 
-    /// Records the previous item (if any) and takes the next one.
-    fn step(
+    /// Notifies drain waiters and parked workers if the coordinator is drained.
+    fn check_drained(&self) {
+        if self.is_drained_now() {
+            self.wake_all();
+            self.drained.notify_waiters();
+        }
+    }
+
+    /// Lets a waiting `enqueue` retry after room was made.
+    fn room_made(&self) {
+        if self.space_waiters.load(SeqCst) > 0 {
+            self.space.notify_one();
+        }
+    }
+
+    // ----- the worker's side ----------------------------------------------------------------
+
+    /// Takes the next item, or says to park or exit.
+    fn next(
         &self,
         slot: &Arc<Slot>,
-        done: Option<Done<S::Key, R>>,
         now: Instant,
-        woken: &mut bool,
         cancel_gate: bool,
         overrun: bool,
-    ) -> Step<T, S::Key> {
-        let mut discarded = Vec::new();
-        // The window part of finishing happens before the intake lock is taken, so producers
-        // only ever wait for the short pop below.
-        let mut track = done.as_ref().map(|_| self.track());
-        let released = match (done, track.as_mut()) {
-            (Some(done), Some(track)) => Some(self.record(track, slot, done, now)),
-            _ => None,
-        };
-        let mut core = self.lock();
-        if let Some(key) = released {
-            core.active -= 1;
-            core.sched.release(&key);
-        }
-        if std::mem::take(woken) {
-            core.waking = false;
-        }
-        let pending_before = core.sched.len();
-        let step = loop {
-            if core.cancelled || (core.closed && core.sched.len() == 0) {
-                break Step::Exit;
+    ) -> Next<T, I::Key> {
+        loop {
+            if self.cancelled.load(SeqCst) {
+                return Next::Exit;
             }
-            if core.workers > core.limit {
-                break Step::Exit;
+            if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.try_exit_for_shrink(slot)
+            {
+                return Next::Exit;
             }
-            if core.paused || core.active >= core.limit || !core.sched.has_ready() {
-                core.idle += 1;
-                break Step::Park(self.wake_all_gen.load(Ordering::Acquire));
+            if self.paused.load(SeqCst) {
+                return self.park_or_exit();
             }
-            let Some(job) = core.sched.pop() else {
-                core.idle += 1;
-                break Step::Park(self.wake_all_gen.load(Ordering::Acquire));
+            // Reserve a run slot below the limit, then pop.
+            let limit = self.limit.load(SeqCst);
+            if self
+                .active
+                .fetch_update(SeqCst, SeqCst, |a| (a < limit).then_some(a + 1))
+                .is_err()
+            {
+                return Next::Park;
+            }
+            let Some(job) = self.intake.pop() else {
+                self.active.fetch_sub(1, SeqCst);
+                self.check_drained();
+                return self.park_or_exit();
             };
+            self.room_made();
             if cancel_gate {
                 // A cancel-on signal is present: queued items are not started.
-                core.cancelled_items += 1;
-                core.sched.release(&job.key);
-                discarded.push(job.item);
+                self.cancelled_items.fetch_add(1, SeqCst);
+                self.intake.release(&job.key);
+                self.active.fetch_sub(1, SeqCst);
+                drop(job);
                 continue;
             }
             if overrun {
-                core.defer_timeouts += 1;
+                self.defer_timeouts.fetch_add(1, SeqCst);
             }
-            core.active += 1;
-            core.seq += 1;
-            slot.start(job.id, job.label.clone(), core.seq, now);
-            let woke = self.wake_one(&mut core);
-            break Step::Run(job, woke);
-        };
-        if core.sched.len() < pending_before && core.space_waiters > 0 {
-            let freed = (pending_before - core.sched.len()).min(core.space_waiters);
-            core.space_waiters -= freed;
-            for _ in 0..freed {
-                self.space.notify_one();
-            }
+            slot.start(job.id, job.label.clone(), job.seq, now);
+            let woke = self.wake_one();
+            return Next::Run(job, woke);
         }
-        if matches!(step, Step::Exit) {
-            core.workers -= 1;
-            core.slots.retain(|s| !Arc::ptr_eq(s, slot));
-            // Someone else may have to take over (a shrink exit while items are ready).
-            self.wake_one(&mut core);
-        }
-        let drained = core.is_drained();
-        if drained {
-            self.wake_all(&mut core);
-        }
-        drop(core);
-        drop(track);
-        if drained {
-            self.drained.notify_waiters();
-        }
-        drop(discarded);
-        step
     }
 
-    /// Moves a finished operation from its slot into the window and counts it; answers the
-    /// key to release in the scheduler (the caller then updates `core` while still holding
-    /// `track`, so counters read under both locks always add up).
-    fn record(
-        &self,
-        track: &mut Track<R>,
-        slot: &Slot,
-        done: Done<S::Key, R>,
-        now: Instant,
-    ) -> S::Key {
+    /// Nothing to start: exit if the coordinator is done with us, else park.
+    fn park_or_exit(&self) -> Next<T, I::Key> {
+        if self.closed.load(SeqCst) && self.pushing.load(SeqCst) == 0 && self.intake.len() == 0 {
+            Next::Exit
+        } else {
+            Next::Park
+        }
+    }
+
+    /// Leaves if there are more workers than the limit; answers whether this worker left.
+    fn try_exit_for_shrink(&self, slot: &Arc<Slot>) -> bool {
+        let mut ctl = self.ctl();
+        if self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
+            return false;
+        }
+        self.workers.fetch_sub(1, SeqCst);
+        ctl.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        true
+    }
+
+    /// Unregisters an exiting worker (shrink exits already did).
+    fn exit(&self, slot: &Arc<Slot>) {
+        let mut ctl = self.ctl();
+        if let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
+            ctl.slots.swap_remove(pos);
+            self.workers.fetch_sub(1, SeqCst);
+        }
+        drop(ctl);
+        // Someone else may have to take over (a shrink exit while items are ready).
+        self.wake_one();
+        self.check_drained();
+    }
+
+    /// Moves a finished operation from its slot into the window, counts it and frees its run
+    /// slot.
+    fn finish(&self, slot: &Slot, done: Done<I::Key, R>, now: Instant) {
         let ended = slot.finish();
-        let (error, result) = match done.outcome {
-            Ok(r) => {
-                track.completed += 1;
-                (None, Some(r))
-            }
-            Err(e) => {
-                track.failed += 1;
-                (Some(e), None)
-            }
-        };
-        track.window.push(
-            Finished {
-                id: ended.id,
-                key: ended.key,
-                seq: ended.seq,
-                start: ended.start,
-                end: now,
-                error,
-                signals: ended.signals,
-                result,
-            },
-            ended.pinned,
-            now,
-            &self.hub.gates,
-        );
-        done.key
-    }
-
-    /// Records a finished item outside `step` (deferral path).
-    fn record_only(&self, slot: &Arc<Slot>, done: Done<S::Key, R>, now: Instant) {
-        let mut track = self.track();
-        let key = self.record(&mut track, slot, done, now);
-        let mut core = self.lock();
-        core.active -= 1;
-        core.sched.release(&key);
-        drop(track);
-        self.after_release(core);
-    }
-
-    /// The `on_sample` path: record, call the sampler outside the lock, then release.
-    fn record_and_sample(
-        &self,
-        slot: &Arc<Slot>,
-        done: Done<S::Key, R>,
-        now: Instant,
-        sampler: &SampleHandler,
-    ) {
         {
             let mut track = self.track();
-            let key = self.record(&mut track, slot, done, now);
-            let mut core = self.lock();
-            core.active -= 1;
-            core.sched.release(&key);
-            // Drain waits for the sample too.
-            core.sampling += 1;
+            let (error, result) = match done.outcome {
+                Ok(r) => {
+                    track.completed += 1;
+                    (None, Some(r))
+                }
+                Err(e) => {
+                    track.failed += 1;
+                    (Some(e), None)
+                }
+            };
+            track.window.push(
+                Finished {
+                    id: ended.id,
+                    key: ended.key,
+                    seq: ended.seq,
+                    start: ended.start,
+                    end: now,
+                    error,
+                    signals: ended.signals,
+                    result,
+                },
+                ended.pinned,
+                now,
+                &self.hub.gates,
+            );
+            if self.on_sample.is_some() {
+                // Drain waits for the sample too; counted before the run slot is freed.
+                self.sampling.fetch_add(1, SeqCst);
+            }
+            // Freed under `track`, so stats read under `track` always add up.
+            self.active.fetch_sub(1, SeqCst);
         }
-        let snapshot = self.snapshot_where(|_| true);
-        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sampler(&snapshot)));
-        let mut core = self.lock();
-        core.sampling -= 1;
-        self.after_release(core);
+        self.intake.release(&done.key);
     }
 
-    /// After a slot or sample was released outside `step`: hand freed capacity on and notice
-    /// the drained state.
-    fn after_release(&self, mut core: MutexGuard<'_, Core<T, S, R>>) {
-        self.wake_one(&mut core);
-        let drained = core.is_drained();
-        if drained {
-            self.wake_all(&mut core);
-        }
-        drop(core);
-        if drained {
-            self.drained.notify_waiters();
-        }
+    /// Calls `on_sample` for an operation that just finished.
+    fn sample(&self, sampler: &SampleHandler) {
+        let snapshot = self.snapshot_where(|_| true);
+        let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sampler(&snapshot)));
+        self.sampling.fetch_sub(1, SeqCst);
     }
 
     // ----- control ------------------------------------------------------------------------
 
     pub(crate) fn complete(&self) -> bool {
-        let mut core = self.lock();
-        if core.closed {
+        if self.closed.swap(true, SeqCst) {
             return false;
         }
-        core.closed = true;
-        core.space_waiters = 0;
-        self.wake_all(&mut core);
-        let drained = core.is_drained();
-        drop(core);
         self.closed_token.cancel();
+        self.wake_all();
         self.space.notify_waiters();
-        if drained {
-            self.drained.notify_waiters();
-        }
+        self.check_drained();
         true
     }
 
     pub(crate) fn cancel(&self) {
-        let mut items = Vec::new();
-        let mut core = self.lock();
-        if !core.cancelled {
-            core.cancelled = true;
-            core.closed = true;
-            core.sched.drain_into(&mut items);
-            core.cancelled_items += items.len() as u64;
-            core.space_waiters = 0;
-            self.wake_all(&mut core);
+        let first = !self.cancelled.swap(true, SeqCst);
+        self.closed.store(true, SeqCst);
+        if first {
+            let mut items = Vec::new();
+            self.intake.drain_into(&mut items);
+            self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
+            drop(items);
         }
-        let drained = core.is_drained();
-        drop(core);
         self.closed_token.cancel();
         self.hub.token.cancel();
+        self.wake_all();
         self.space.notify_waiters();
-        if drained {
-            self.drained.notify_waiters();
-        }
-        drop(items);
+        self.check_drained();
     }
 
     pub(crate) async fn drain(&self) {
@@ -614,7 +617,7 @@ where
             let notified = self.drained.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.lock().is_drained() {
+            if self.is_drained_now() {
                 return;
             }
             notified.await;
@@ -622,17 +625,16 @@ where
     }
 
     pub(crate) fn is_drained(&self) -> bool {
-        self.lock().is_drained()
+        self.is_drained_now()
     }
 
     pub(crate) fn pause(&self) {
-        self.lock().paused = true;
+        self.paused.store(true, SeqCst);
     }
 
     pub(crate) fn resume(&self) {
-        let mut core = self.lock();
-        core.paused = false;
-        self.wake_one(&mut core);
+        self.paused.store(false, SeqCst);
+        self.wake_one();
     }
 
     pub(crate) fn set_max_concurrency(&self, n: usize) -> Result<(), super::ConcurrencyError> {
@@ -642,13 +644,14 @@ where
         if n == 0 {
             return Err(super::ConcurrencyError::Zero);
         }
-        let mut core = self.lock();
-        core.limit = n;
-        // Growing: start the chain of wakes. Shrinking: excess workers exit as they finish,
-        // parked ones when next woken.
-        self.wake_one(&mut core);
-        if core.workers > n && core.idle > 0 {
-            self.wake_all(&mut core);
+        let old = self.limit.swap(n, SeqCst);
+        if n > old {
+            // Growing: start the chain of wakes.
+            self.wake_one();
+        } else if self.workers.load(SeqCst) > n {
+            // Shrinking: parked workers above the limit leave when they look again; running
+            // ones leave as they finish.
+            self.wake_all();
         }
         Ok(())
     }
@@ -657,18 +660,17 @@ where
 
     pub(crate) fn stats(&self) -> Stats {
         let track = self.track();
-        let core = self.lock();
         Stats {
-            pending: core.sched.len(),
-            active: core.active,
-            enqueued: core.enqueued,
+            pending: self.intake.len(),
+            active: self.active.load(SeqCst),
+            enqueued: self.enqueued.load(SeqCst),
             completed: track.completed,
             failed: track.failed,
-            cancelled: core.cancelled_items,
-            max_concurrency: core.limit,
-            paused: core.paused,
-            closed: core.closed,
-            defer_timeouts: core.defer_timeouts,
+            cancelled: self.cancelled_items.load(SeqCst),
+            max_concurrency: self.limit.load(SeqCst),
+            paused: self.paused.load(SeqCst),
+            closed: self.closed.load(SeqCst),
+            defer_timeouts: self.defer_timeouts.load(SeqCst),
             signal_handler_drops: self.hub.handler_drops(),
             signal_handler_failures: self.hub.handler_failures(),
         }
@@ -690,7 +692,7 @@ where
     }
 
     /// Maps every operation of the window (running ones through `running`, finished ones
-    /// through `finished`), in start order, under one lock.
+    /// through `finished`), in start order.
     pub(crate) fn window_map<X>(
         &self,
         mut running: impl FnMut(OperationSnapshot) -> Option<X>,
@@ -700,14 +702,14 @@ where
         let mut out = Vec::new();
         {
             let track = self.track();
-            let core = self.lock();
-            for slot in &core.slots {
+            let ctl = self.ctl();
+            for slot in &ctl.slots {
                 let r = slot.lock();
                 if let Some(x) = r.snapshot().and_then(&mut running) {
                     out.push((r.seq, x));
                 }
             }
-            drop(core);
+            drop(ctl);
             for (rec, pinned) in track.window.iter_live(now) {
                 if let Some(x) = finished(rec, pinned) {
                     out.push((rec.seq, x));
@@ -730,8 +732,8 @@ where
     pub(crate) fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
         let now = time::now();
         let track = self.track();
-        let core = self.lock();
-        let guards: Vec<_> = core.slots.iter().map(|s| s.lock()).collect();
+        let ctl = self.ctl();
+        let guards: Vec<_> = ctl.slots.iter().map(|s| s.lock()).collect();
         let mut ops: Vec<(u64, &[SignalEvent])> = guards
             .iter()
             .filter(|r| r.id.is_some())
@@ -756,22 +758,22 @@ where
 
     pub(crate) fn pin(&self, id: OperationId) -> bool {
         let mut track = self.track();
-        let core = self.lock();
-        for slot in &core.slots {
+        let ctl = self.ctl();
+        for slot in &ctl.slots {
             let mut r = slot.lock();
             if r.id == Some(id) {
                 r.pinned = true;
                 return true;
             }
         }
-        drop(core);
+        drop(ctl);
         track.window.pin(id, time::now())
     }
 
     pub(crate) fn unpin(&self, id: OperationId) -> bool {
         let mut track = self.track();
-        let core = self.lock();
-        for slot in &core.slots {
+        let ctl = self.ctl();
+        for slot in &ctl.slots {
             let mut r = slot.lock();
             if r.id == Some(id) {
                 let was = r.pinned;
@@ -779,7 +781,7 @@ where
                 return was;
             }
         }
-        drop(core);
+        drop(ctl);
         track.window.unpin(id, time::now(), &self.hub.gates)
     }
 
@@ -789,24 +791,20 @@ where
 
     pub(crate) fn window_held(&self) -> usize {
         let track = self.track();
-        let core = self.lock();
-        track.window.held() + core.slots.iter().filter(|s| s.lock().id.is_some()).count()
-    }
-
-    pub(crate) fn with_core<X>(&self, f: impl FnOnce(&mut Core<T, S, R>) -> X) -> X {
-        f(&mut self.lock())
+        let ctl = self.ctl();
+        track.window.held() + ctl.slots.iter().filter(|s| s.lock().id.is_some()).count()
     }
 
     pub(crate) fn is_paused(&self) -> bool {
-        self.lock().paused
+        self.paused.load(SeqCst)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(SeqCst)
     }
 
     pub(crate) fn max_concurrency(&self) -> usize {
-        self.lock().limit
+        self.limit.load(SeqCst)
     }
 
     /// Feeds `stream` into the coordinator in the background, then completes it. Stops reading
@@ -814,7 +812,7 @@ where
     pub(crate) fn feed<St>(
         self: &Arc<Self>,
         stream: St,
-        key_of: impl Fn(&T) -> S::Key + Send + 'static,
+        key_of: impl Fn(&T) -> I::Key + Send + 'static,
     ) where
         St: futures_util::Stream<Item = T> + Send + 'static,
     {
@@ -838,51 +836,55 @@ where
     }
 }
 
-impl<T, S: Scheduler<T>, R> Drop for Shared<T, S, R> {
+impl<T, I: Intake<T>, R> Drop for Shared<T, I, R> {
     fn drop(&mut self) {
         self.stop_watch.cancel();
     }
 }
 
+/// Withdraws an `enqueue` waiter's registration however its wait ends.
+struct WaiterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
 /// One worker: runs items one after another until the coordinator no longer needs it.
-async fn worker<T, S, R, F, Fut, E>(shared: Arc<Shared<T, S, R>>, slot: Arc<Slot>, body: Arc<F>)
+async fn worker<T, I, R, F, Fut, E>(shared: Arc<Shared<T, I, R>>, slot: Arc<Slot>, body: Arc<F>)
 where
     T: Send + 'static,
-    S: Scheduler<T>,
+    I: Intake<T>,
     R: Send + 'static,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<R, E>> + Send + 'static,
     E: Into<BoxError> + 'static,
 {
-    let mut done: Option<Done<S::Key, R>> = None;
+    // Spawned or woken workers clear `waking` once they look for work.
     let mut woken = true;
     let mut defer_attempts = 0u32;
+    let mut now = time::now();
     loop {
-        let mut now = time::now();
-        if let Some(sampler) = &shared.on_sample {
-            if let Some(d) = done.take() {
-                shared.record_and_sample(&slot, d, now, sampler);
-                now = time::now();
-            }
+        if std::mem::take(&mut woken) {
+            shared.waking.store(false, SeqCst);
         }
         let mut overrun = false;
         if shared.hub.gates.configured(GateKind::Defer) && shared.gate_active(GateKind::Defer) {
-            if defer_attempts < shared.max_defer_attempts {
+            if defer_attempts < shared.max_defer_attempts && shared.intake.has_ready() {
                 defer_attempts += 1;
-                if let Some(d) = done.take() {
-                    shared.record_only(&slot, d, now);
-                }
                 tokio::select! {
                     () = tokio::time::sleep(shared.defer_interval) => {}
                     () = shared.hub.token.cancelled() => {}
                 }
+                now = time::now();
                 continue;
             }
-            overrun = true;
+            overrun = defer_attempts >= shared.max_defer_attempts;
         }
         let cancel_gate = shared.gate_active(GateKind::Cancel);
-        match shared.step(&slot, done.take(), now, &mut woken, cancel_gate, overrun) {
-            Step::Run(job, woke) => {
+        match shared.next(&slot, now, cancel_gate, overrun) {
+            Next::Run(job, woke) => {
                 defer_attempts = 0;
                 if woke && shared.multi_thread {
                     // The worker we just woke sits in this thread's LIFO slot, which other
@@ -912,23 +914,56 @@ where
                     }
                     e.with_cancelled(cancelled)
                 });
-                done = Some(Done {
-                    key: job.key,
-                    outcome,
-                });
+                now = time::now();
+                shared.finish(
+                    &slot,
+                    Done {
+                        key: job.key,
+                        outcome,
+                    },
+                    now,
+                );
+                if let Some(sampler) = &shared.on_sample {
+                    shared.sample(sampler);
+                    now = time::now();
+                }
+                shared.check_drained();
             }
-            Step::Park(generation) => {
+            Next::Park => {
                 defer_attempts = 0;
                 let notified = shared.work.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                if shared.wake_all_gen.load(Ordering::Acquire) != generation {
+                let generation = shared.wake_all_gen.load(SeqCst);
+                shared.idle.fetch_add(1, SeqCst);
+                // Re-check after registering: a producer either saw us idle or we see its item.
+                let again = shared.cancelled.load(SeqCst)
+                    || shared.runnable()
+                    || (shared.closed.load(SeqCst)
+                        && shared.pushing.load(SeqCst) == 0
+                        && shared.intake.len() == 0)
+                    || shared.workers.load(SeqCst) > shared.limit.load(SeqCst);
+                if again {
+                    if take_one(&shared.idle) {
+                        now = time::now();
+                        continue;
+                    }
+                    // Someone already counted us as woken: the notification is ours.
+                    notified.await;
+                    woken = true;
+                    now = time::now();
                     continue;
                 }
-                notified.await;
-                woken = true;
+                if shared.wake_all_gen.load(SeqCst) == generation {
+                    notified.await;
+                    woken = true;
+                }
+                now = time::now();
             }
-            Step::Exit => return,
+            Next::Exit => {
+                shared.exit(&slot);
+                return;
+            }
         }
     }
 }

@@ -113,11 +113,11 @@ where
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let threshold = options
-            .fair_scheduling
-            .then_some(options.fair_scheduling_threshold);
-        let sched = Keyed::new(options.max_concurrency_per_key.max(1), threshold);
-        let shared = Shared::start(sched, options, body);
+        let shared = Shared::start(
+            |o| Keyed::new(o.max_concurrency_per_key, o.fair_scheduling_threshold),
+            options,
+            body,
+        );
         KeyedWorkCoordinator {
             handle: Arc::new(Handle {
                 shared: shared.clone(),
@@ -174,13 +174,13 @@ where
     /// Items of `key` waiting to start.
     #[must_use]
     pub fn pending_count_for_key(&self, key: &K) -> usize {
-        self.shared.with_core(|core| core.sched.pending_for(key))
+        self.shared.intake.pending_for(key)
     }
 
     /// Keys with anything pending or running (idle keys are forgotten at once).
     #[must_use]
     pub fn active_keys(&self) -> usize {
-        self.shared.with_core(|core| core.sched.tracked_keys())
+        self.shared.intake.tracked_keys()
     }
 
     /// Every operation in the window, in start order (see

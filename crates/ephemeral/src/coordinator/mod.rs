@@ -208,11 +208,11 @@ macro_rules! common_methods {
 pub(crate) use common_methods;
 
 /// The strong handle: dropping the last one completes the coordinator.
-pub(crate) struct Handle<T: Send + 'static, S: scheduler::Scheduler<T>, R: Send + 'static> {
+pub(crate) struct Handle<T: Send + 'static, S: scheduler::Intake<T>, R: Send + 'static> {
     pub(crate) shared: std::sync::Arc<engine::Shared<T, S, R>>,
 }
 
-impl<T: Send + 'static, S: scheduler::Scheduler<T>, R: Send + 'static> Drop for Handle<T, S, R> {
+impl<T: Send + 'static, S: scheduler::Intake<T>, R: Send + 'static> Drop for Handle<T, S, R> {
     fn drop(&mut self) {
         self.shared.complete();
     }

@@ -91,7 +91,7 @@ impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
         Fut: Future<Output = Result<R, E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let shared = Shared::start(Fifo::new(), options, body);
+        let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         ResultCoordinator {
             handle: Arc::new(Handle {
                 shared: shared.clone(),

@@ -1,9 +1,12 @@
-//! Which pending item starts next: plain FIFO, or per-key queues served round-robin.
+//! Which pending item starts next: plain FIFO (lock-free), or per-key queues served
+//! round-robin (under their own short lock).
 
 use crate::id::OperationId;
+use crossbeam_queue::ArrayQueue;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One pending item.
 pub(crate) struct Job<T, K> {
@@ -11,43 +14,59 @@ pub(crate) struct Job<T, K> {
     pub(crate) id: OperationId,
     pub(crate) key: K,
     pub(crate) label: Option<Arc<str>>,
+    /// Start-order stamp: the window lists operations by it.
+    pub(crate) seq: u64,
 }
 
-/// The pending queue of a coordinator. All calls happen under the coordinator's lock.
-pub(crate) trait Scheduler<T>: Send + 'static {
+/// Why an intake refused an item.
+pub(crate) enum Refused<T, K> {
+    Full(T, K),
+    KeyOverloaded(T),
+}
+
+/// The pending queue of a coordinator. Thread-safe by itself: the engine calls it without
+/// holding any lock of its own.
+pub(crate) trait Intake<T>: Send + Sync + 'static {
     type Key: Send + 'static;
 
     /// Items pending.
     fn len(&self) -> usize;
-    /// Whether an item can start now (its key is below its cap).
+    /// Whether an item could start now (its key is below its cap).
     fn has_ready(&self) -> bool;
-    /// Whether fair scheduling refuses another item for `key`.
-    fn overloaded(&self, key: &Self::Key) -> bool;
-    /// The label shown for `key` in snapshots.
-    fn label(&mut self, key: &Self::Key) -> Option<Arc<str>>;
-    fn push(&mut self, job: Job<T, Self::Key>);
+    /// Adds an item unless `capacity` items are pending (or, with `fair`, its key is over the
+    /// threshold); answers its id.
+    fn try_push(
+        &self,
+        item: T,
+        key: Self::Key,
+        capacity: usize,
+        fair: bool,
+    ) -> Result<OperationId, Refused<T, Self::Key>>;
     /// Takes the next item that can start; its key counts as running until `release`.
-    fn pop(&mut self) -> Option<Job<T, Self::Key>>;
-    /// An item of `key` stopped running.
-    fn release(&mut self, key: &Self::Key);
+    fn pop(&self) -> Option<Job<T, Self::Key>>;
+    /// An item of `key` stopped running (or was dropped after `pop`).
+    fn release(&self, key: &Self::Key);
     /// Removes every pending item (cancel).
-    fn drain_into(&mut self, out: &mut Vec<T>);
+    fn drain_into(&self, out: &mut Vec<T>);
 }
 
-/// Plain first-in, first-out.
+/// Plain first-in, first-out: a bounded lock-free MPMC ring, so producers and workers never
+/// wait for each other's critical sections.
 pub(crate) struct Fifo<T> {
-    queue: VecDeque<Job<T, ()>>,
+    queue: ArrayQueue<Job<T, ()>>,
+    seq: AtomicU64,
 }
 
 impl<T> Fifo<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         Fifo {
-            queue: VecDeque::new(),
+            queue: ArrayQueue::new(capacity.max(1)),
+            seq: AtomicU64::new(0),
         }
     }
 }
 
-impl<T: Send + 'static> Scheduler<T> for Fifo<T> {
+impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Key = ();
 
     fn len(&self) -> usize {
@@ -56,21 +75,39 @@ impl<T: Send + 'static> Scheduler<T> for Fifo<T> {
     fn has_ready(&self) -> bool {
         !self.queue.is_empty()
     }
-    fn overloaded(&self, (): &()) -> bool {
-        false
+    fn try_push(
+        &self,
+        item: T,
+        (): (),
+        capacity: usize,
+        _fair: bool,
+    ) -> Result<OperationId, Refused<T, ()>> {
+        // The ring was built with exactly `capacity` slots.
+        debug_assert_eq!(capacity.max(1), self.queue.capacity());
+        let id = OperationId::next();
+        // Producers are ordered by the ring itself; the stamp only has to grow with it, and a
+        // single producer (the common case) owns this cache line.
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let job = Job {
+            item,
+            id,
+            key: (),
+            label: None,
+            seq,
+        };
+        self.queue
+            .push(job)
+            .map(|()| id)
+            .map_err(|job| Refused::Full(job.item, ()))
     }
-    fn label(&mut self, (): &()) -> Option<Arc<str>> {
-        None
+    fn pop(&self) -> Option<Job<T, ()>> {
+        self.queue.pop()
     }
-    fn push(&mut self, job: Job<T, ()>) {
-        self.queue.push_back(job);
-    }
-    fn pop(&mut self) -> Option<Job<T, ()>> {
-        self.queue.pop_front()
-    }
-    fn release(&mut self, (): &()) {}
-    fn drain_into(&mut self, out: &mut Vec<T>) {
-        out.extend(self.queue.drain(..).map(|j| j.item));
+    fn release(&self, (): &()) {}
+    fn drain_into(&self, out: &mut Vec<T>) {
+        while let Some(job) = self.queue.pop() {
+            out.push(job.item);
+        }
     }
 }
 
@@ -82,11 +119,16 @@ impl<T: Send + 'static> Scheduler<T> for Fifo<T> {
 ///   nothing.
 /// * A key is in `ready` (once) iff it has an item pending and fewer than `per_key` running.
 pub(crate) struct Keyed<T, K> {
+    state: Mutex<KeyedState<T, K>>,
+    per_key: usize,
+    threshold: usize,
+}
+
+struct KeyedState<T, K> {
     keys: HashMap<K, KeyState<T, K>>,
     ready: VecDeque<K>,
     pending: usize,
-    per_key: usize,
-    threshold: Option<usize>,
+    seq: u64,
 }
 
 struct KeyState<T, K> {
@@ -97,23 +139,32 @@ struct KeyState<T, K> {
 }
 
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
-    pub(crate) fn new(per_key: usize, threshold: Option<usize>) -> Self {
+    /// `threshold` is only consulted when a push asks for fairness.
+    pub(crate) fn new(per_key: usize, threshold: usize) -> Self {
         Keyed {
-            keys: HashMap::new(),
-            ready: VecDeque::new(),
-            pending: 0,
+            state: Mutex::new(KeyedState {
+                keys: HashMap::new(),
+                ready: VecDeque::new(),
+                pending: 0,
+                seq: 0,
+            }),
             per_key,
             threshold,
         }
     }
 
+    fn lock(&self) -> MutexGuard<'_, KeyedState<T, K>> {
+        // Only our own code runs under this lock.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn pending_for(&self, key: &K) -> usize {
-        self.keys.get(key).map_or(0, |s| s.queue.len())
+        self.lock().keys.get(key).map_or(0, |s| s.queue.len())
     }
 
     /// Keys with something pending or running.
     pub(crate) fn tracked_keys(&self) -> usize {
-        self.keys.len()
+        self.lock().keys.len()
     }
 
     fn mark_ready(ready: &mut VecDeque<K>, key: &K, state: &mut KeyState<T, K>, per_key: usize) {
@@ -124,7 +175,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     }
 }
 
-impl<T, K> Scheduler<T> for Keyed<T, K>
+impl<T, K> Intake<T> for Keyed<T, K>
 where
     T: Send + 'static,
     K: Hash + Eq + Clone + std::fmt::Display + Send + 'static,
@@ -132,79 +183,101 @@ where
     type Key = K;
 
     fn len(&self) -> usize {
-        self.pending
+        self.lock().pending
     }
 
     fn has_ready(&self) -> bool {
-        !self.ready.is_empty()
+        !self.lock().ready.is_empty()
     }
 
-    fn overloaded(&self, key: &K) -> bool {
-        self.threshold.is_some_and(|t| self.pending_for(key) >= t)
-    }
-
-    fn label(&mut self, key: &K) -> Option<Arc<str>> {
-        Some(match self.keys.get(key) {
-            Some(state) => state.label.clone(),
-            None => Arc::from(key.to_string()),
-        })
-    }
-
-    fn push(&mut self, job: Job<T, K>) {
-        self.pending += 1;
+    fn try_push(
+        &self,
+        item: T,
+        key: K,
+        capacity: usize,
+        fair: bool,
+    ) -> Result<OperationId, Refused<T, K>> {
         let per_key = self.per_key;
-        if let Some(state) = self.keys.get_mut(&job.key) {
-            let key = job.key.clone();
-            state.queue.push_back(job);
-            Self::mark_ready(&mut self.ready, &key, state, per_key);
-            return;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        // Fairness and capacity are checked atomically with the insert.
+        if fair && st.keys.get(&key).map_or(0, |s| s.queue.len()) >= self.threshold {
+            return Err(Refused::KeyOverloaded(item));
         }
-        let key = job.key.clone();
-        let label = job
-            .label
-            .clone()
-            .unwrap_or_else(|| Arc::from(key.to_string()));
+        if st.pending >= capacity {
+            return Err(Refused::Full(item, key));
+        }
+        let id = OperationId::next();
+        st.pending += 1;
+        if let Some(state) = st.keys.get_mut(&key) {
+            let job = Job {
+                item,
+                id,
+                key: key.clone(),
+                label: Some(state.label.clone()),
+                seq: 0,
+            };
+            state.queue.push_back(job);
+            Self::mark_ready(&mut st.ready, &key, state, per_key);
+            return Ok(id);
+        }
+        let label: Arc<str> = Arc::from(key.to_string());
         let mut queue = VecDeque::with_capacity(1);
-        queue.push_back(job);
+        queue.push_back(Job {
+            item,
+            id,
+            key: key.clone(),
+            label: Some(label.clone()),
+            seq: 0,
+        });
         let mut state = KeyState {
             queue,
             running: 0,
             in_ready: false,
             label,
         };
-        Self::mark_ready(&mut self.ready, &key, &mut state, per_key);
-        self.keys.insert(key, state);
+        Self::mark_ready(&mut st.ready, &key, &mut state, per_key);
+        st.keys.insert(key, state);
+        Ok(id)
     }
 
-    fn pop(&mut self) -> Option<Job<T, K>> {
-        let key = self.ready.pop_front()?;
+    fn pop(&self) -> Option<Job<T, K>> {
         let per_key = self.per_key;
-        let state = self.keys.get_mut(&key)?;
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let key = st.ready.pop_front()?;
+        let state = st.keys.get_mut(&key)?;
         state.in_ready = false;
-        let job = state.queue.pop_front()?;
+        let mut job = state.queue.pop_front()?;
         state.running += 1;
-        self.pending -= 1;
+        st.pending -= 1;
+        st.seq += 1;
+        job.seq = st.seq;
         // Still startable: back of the ring, so every ready key gets a turn first.
-        Self::mark_ready(&mut self.ready, &key, state, per_key);
+        Self::mark_ready(&mut st.ready, &key, state, per_key);
         Some(job)
     }
 
-    fn release(&mut self, key: &K) {
+    fn release(&self, key: &K) {
         let per_key = self.per_key;
-        if let Some(state) = self.keys.get_mut(key) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        if let Some(state) = st.keys.get_mut(key) {
             state.running -= 1;
             if state.running == 0 && state.queue.is_empty() {
-                self.keys.remove(key);
+                st.keys.remove(key);
             } else {
-                Self::mark_ready(&mut self.ready, key, state, per_key);
+                Self::mark_ready(&mut st.ready, key, state, per_key);
             }
         }
     }
 
-    fn drain_into(&mut self, out: &mut Vec<T>) {
-        self.ready.clear();
-        self.pending = 0;
-        self.keys.retain(|_, state| {
+    fn drain_into(&self, out: &mut Vec<T>) {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        st.ready.clear();
+        st.pending = 0;
+        st.keys.retain(|_, state| {
             out.extend(state.queue.drain(..).map(|j| j.item));
             state.in_ready = false;
             state.running > 0

@@ -82,7 +82,7 @@ impl<T: Send + 'static> WorkCoordinator<T> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError> + 'static,
     {
-        let shared = Shared::start(Fifo::new(), options, body);
+        let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         WorkCoordinator {
             handle: Arc::new(Handle {
                 shared: shared.clone(),
