@@ -69,18 +69,16 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     closed: AtomicBool,
     cancelled: AtomicBool,
     paused: AtomicBool,
-    pushing: AtomicUsize,
-    active: AtomicUsize,
-    sampling: AtomicUsize,
     limit: AtomicUsize,
     workers: AtomicUsize,
-    idle: AtomicUsize,
-    waking: AtomicBool,
     space_waiters: AtomicUsize,
     wake_all_gen: AtomicU64,
-    enqueued: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
+    /// Written by producers on every push: kept off the lines workers write.
+    producer: Padded<ProducerCounters>,
+    /// Written when workers park and wake.
+    parking: Padded<Parking>,
 
     /// Parked workers wait here.
     work: Notify,
@@ -109,6 +107,31 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
 
 struct Ctl {
     slots: Vec<Arc<Slot>>,
+}
+
+/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
+/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+struct ProducerCounters {
+    /// Producers inside a push (so a drain never misses an item landing after `complete`).
+    pushing: AtomicUsize,
+    enqueued: AtomicU64,
+}
+
+struct Parking {
+    /// Parked workers nobody has notified yet.
+    idle: AtomicUsize,
+    /// A worker is on its way (woken or spawned, not yet looking for work).
+    waking: AtomicBool,
 }
 
 /// What finished operations left behind.
@@ -207,18 +230,20 @@ where
             closed: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             paused: AtomicBool::new(false),
-            pushing: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
-            sampling: AtomicUsize::new(0),
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
-            idle: AtomicUsize::new(0),
-            waking: AtomicBool::new(false),
             space_waiters: AtomicUsize::new(0),
             wake_all_gen: AtomicU64::new(0),
-            enqueued: AtomicU64::new(0),
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),
+            producer: Padded(ProducerCounters {
+                pushing: AtomicUsize::new(0),
+                enqueued: AtomicU64::new(0),
+            }),
+            parking: Padded(Parking {
+                idle: AtomicUsize::new(0),
+                waking: AtomicBool::new(false),
+            }),
             work: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),
@@ -294,20 +319,20 @@ where
                 Refusal::Rejected(item)
             });
         }
-        self.pushing.fetch_add(1, SeqCst);
+        self.producer.pushing.fetch_add(1, SeqCst);
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
             match self.intake.try_push(item, key, self.capacity, self.fair) {
                 Ok(id) => {
-                    self.enqueued.fetch_add(1, SeqCst);
+                    self.producer.enqueued.fetch_add(1, SeqCst);
                     Ok(id)
                 }
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
             }
         };
-        self.pushing.fetch_sub(1, SeqCst);
+        self.producer.pushing.fetch_sub(1, SeqCst);
         if outcome.is_ok() {
             self.wake_one();
         }
@@ -374,24 +399,28 @@ where
 
     // ----- waking -------------------------------------------------------------------------
 
-    /// Whether a worker could start an item now.
+    /// Whether an item is ready and intake is open to start it.
     fn runnable(&self) -> bool {
-        !self.paused.load(SeqCst)
-            && !self.cancelled.load(SeqCst)
-            && self.active.load(SeqCst) < self.limit.load(SeqCst)
-            && self.intake.has_ready()
+        !self.paused.load(SeqCst) && !self.cancelled.load(SeqCst) && self.intake.has_ready()
     }
 
     /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; answers
     /// whether it did.
     fn wake_one(&self) -> bool {
-        if self.waking.load(SeqCst) || !self.runnable() {
+        // Cheapest exits first: they read lines that rarely change. With every worker spawned
+        // and none parked, all are busy or about to look for work themselves.
+        if self.parking.idle.load(SeqCst) == 0
+            && self.workers.load(SeqCst) >= self.limit.load(SeqCst)
+        {
             return false;
         }
-        if self.waking.swap(true, SeqCst) {
+        if self.parking.waking.load(SeqCst) || !self.runnable() {
             return false;
         }
-        if take_one(&self.idle) {
+        if self.parking.waking.swap(true, SeqCst) {
+            return false;
+        }
+        if take_one(&self.parking.idle) {
             self.work.notify_one();
             return true;
         }
@@ -407,31 +436,39 @@ where
             return true;
         }
         drop(ctl);
-        self.waking.store(false, SeqCst);
+        self.parking.waking.store(false, SeqCst);
         // A worker may have parked between our idle check and now.
-        if take_one(&self.idle) {
-            if !self.waking.swap(true, SeqCst) {
+        if take_one(&self.parking.idle) {
+            if !self.parking.waking.swap(true, SeqCst) {
                 self.work.notify_one();
                 return true;
             }
-            self.idle.fetch_add(1, SeqCst);
+            self.parking.idle.fetch_add(1, SeqCst);
         }
         false
     }
 
     /// Wakes every parked worker (they re-read the state).
     fn wake_all(&self) {
-        self.idle.store(0, SeqCst);
+        self.parking.idle.store(0, SeqCst);
         self.wake_all_gen.fetch_add(1, SeqCst);
         self.work.notify_waiters();
     }
 
     fn is_drained_now(&self) -> bool {
         self.closed.load(SeqCst)
-            && self.pushing.load(SeqCst) == 0
-            && self.active.load(SeqCst) == 0
-            && self.sampling.load(SeqCst) == 0
+            && self.producer.pushing.load(SeqCst) == 0
             && self.intake.len() == 0
+            && self.active_now() == 0
+    }
+
+    /// Workers that are busy: looking for an item, running a body, or sampling after one.
+    fn active_now(&self) -> usize {
+        self.ctl()
+            .slots
+            .iter()
+            .filter(|s| s.busy.load(SeqCst))
+            .count()
     }
 
     /// Notifies drain waiters and parked workers if the coordinator is drained.
@@ -470,17 +507,12 @@ where
             if self.paused.load(SeqCst) {
                 return self.park_or_exit();
             }
-            // Reserve a run slot below the limit, then pop.
-            let limit = self.limit.load(SeqCst);
-            if self
-                .active
-                .fetch_update(SeqCst, SeqCst, |a| (a < limit).then_some(a + 1))
-                .is_err()
-            {
-                return Next::Park;
-            }
+            // Busy before popping: a drain check that finds the intake empty then sees us.
+            // No per-item permit is needed: each worker runs one body at a time, and there are
+            // never more workers than the limit that was in force when they started.
+            slot.busy.store(true, SeqCst);
             let Some(job) = self.intake.pop() else {
-                self.active.fetch_sub(1, SeqCst);
+                slot.busy.store(false, SeqCst);
                 self.check_drained();
                 return self.park_or_exit();
             };
@@ -489,7 +521,7 @@ where
                 // A cancel-on signal is present: queued items are not started.
                 self.cancelled_items.fetch_add(1, SeqCst);
                 self.intake.release(&job.key);
-                self.active.fetch_sub(1, SeqCst);
+                slot.busy.store(false, SeqCst);
                 drop(job);
                 continue;
             }
@@ -504,7 +536,10 @@ where
 
     /// Nothing to start: exit if the coordinator is done with us, else park.
     fn park_or_exit(&self) -> Next<T, I::Key> {
-        if self.closed.load(SeqCst) && self.pushing.load(SeqCst) == 0 && self.intake.len() == 0 {
+        if self.closed.load(SeqCst)
+            && self.producer.pushing.load(SeqCst) == 0
+            && self.intake.len() == 0
+        {
             Next::Exit
         } else {
             Next::Park
@@ -566,21 +601,15 @@ where
                 now,
                 &self.hub.gates,
             );
-            if self.on_sample.is_some() {
-                // Drain waits for the sample too; counted before the run slot is freed.
-                self.sampling.fetch_add(1, SeqCst);
-            }
-            // Freed under `track`, so stats read under `track` always add up.
-            self.active.fetch_sub(1, SeqCst);
         }
         self.intake.release(&done.key);
     }
 
-    /// Calls `on_sample` for an operation that just finished.
+    /// Calls `on_sample` for an operation that just finished (the worker stays busy, so drain
+    /// waits for it).
     fn sample(&self, sampler: &SampleHandler) {
         let snapshot = self.snapshot_where(|_| true);
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sampler(&snapshot)));
-        self.sampling.fetch_sub(1, SeqCst);
     }
 
     // ----- control ------------------------------------------------------------------------
@@ -662,8 +691,8 @@ where
         let track = self.track();
         Stats {
             pending: self.intake.len(),
-            active: self.active.load(SeqCst),
-            enqueued: self.enqueued.load(SeqCst),
+            active: self.active_now(),
+            enqueued: self.producer.enqueued.load(SeqCst),
             completed: track.completed,
             failed: track.failed,
             cancelled: self.cancelled_items.load(SeqCst),
@@ -867,7 +896,7 @@ where
     let mut now = time::now();
     loop {
         if std::mem::take(&mut woken) {
-            shared.waking.store(false, SeqCst);
+            shared.parking.waking.store(false, SeqCst);
         }
         let mut overrun = false;
         if shared.hub.gates.configured(GateKind::Defer) && shared.gate_active(GateKind::Defer) {
@@ -927,6 +956,7 @@ where
                     shared.sample(sampler);
                     now = time::now();
                 }
+                slot.busy.store(false, SeqCst);
                 shared.check_drained();
             }
             Next::Park => {
@@ -935,16 +965,16 @@ where
                 tokio::pin!(notified);
                 notified.as_mut().enable();
                 let generation = shared.wake_all_gen.load(SeqCst);
-                shared.idle.fetch_add(1, SeqCst);
+                shared.parking.idle.fetch_add(1, SeqCst);
                 // Re-check after registering: a producer either saw us idle or we see its item.
                 let again = shared.cancelled.load(SeqCst)
                     || shared.runnable()
                     || (shared.closed.load(SeqCst)
-                        && shared.pushing.load(SeqCst) == 0
+                        && shared.producer.pushing.load(SeqCst) == 0
                         && shared.intake.len() == 0)
                     || shared.workers.load(SeqCst) > shared.limit.load(SeqCst);
                 if again {
-                    if take_one(&shared.idle) {
+                    if take_one(&shared.parking.idle) {
                         now = time::now();
                         continue;
                     }

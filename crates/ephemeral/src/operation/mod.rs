@@ -22,6 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct Slot {
     pub(crate) hub: Arc<Hub>,
     running: Mutex<Running>,
+    /// The worker is looking for an item, running a body, or sampling after one.
+    pub(crate) busy: std::sync::atomic::AtomicBool,
 }
 
 /// The running operation of a slot (`id == None` while the worker is between items).
@@ -57,6 +59,7 @@ impl Slot {
     pub(crate) fn new(hub: Arc<Hub>) -> Self {
         Slot {
             hub,
+            busy: std::sync::atomic::AtomicBool::new(false),
             running: Mutex::new(Running {
                 id: None,
                 key: None,
