@@ -4,32 +4,34 @@
 //!
 //! A pool of long-lived worker tasks (never one task per item) pulls from an [`Intake`]: a
 //! lock-free bounded ring for plain coordinators, per-key queues behind a short lock for keyed
-//! ones. The worker count follows the concurrency limit: workers are spawned on demand up to the
-//! limit and exit when the limit shrinks below their number.
+//! ones. **The worker count is the concurrency cap**: each worker runs one body at a time,
+//! workers are spawned on demand up to the limit, and they leave when the limit shrinks below
+//! their number, so no per-item permit exists.
 //!
 //! The hot path takes no engine-wide lock. A producer checks a few atomics and pushes into the
-//! intake. A worker reserves a run slot (`active`, compare-and-swap against `limit`), pops, runs
-//! the body, then records the finished operation in the window (`track`, a lock only workers
-//! and readers take) and reads the clock once (the end of one item is the start of the next).
-//! Each worker owns a [`Slot`] holding its running operation; bodies write their signals there.
+//! intake. A worker marks its [`Slot`] busy, pops, runs the body, then records the finished
+//! operation in the window (`track`, a lock only workers and readers take), reading the clock
+//! once per item (the end of one item is the start of the next). Bodies write their signals
+//! into their worker's slot.
 //!
 //! # Wake discipline
 //!
 //! At most one worker is being woken at a time (`waking`). A producer wakes (or spawns) a
-//! worker only when none is already on its way; a worker that takes an item wakes the next one
-//! only if more items are ready. Workers drain the intake before parking.
+//! worker only when none is already on its way and some worker is parked or not yet spawned;
+//! a worker that takes an item wakes the next one only if more items are ready. Workers drain
+//! the intake before parking.
 //!
 //! # Invariants
 //!
-//! * `active` counts reserved or running run slots; it only grows by a compare-and-swap below
-//!   `limit`, so running bodies never exceed the limit in force when they started.
-//! * A worker reserves its slot *before* popping, so "intake empty and `active == 0`" means
-//!   nothing is in flight; a producer counts itself in `pushing` around its push, so "closed,
-//!   `pushing == 0`, intake empty, `active == 0`, `sampling == 0`" is exactly drained. Every
-//!   party that moves one of these towards zero re-checks and notifies.
+//! * Running bodies never exceed the number of workers, which never exceeds the limit in force
+//!   when the newest of them was spawned; after a shrink, workers above the limit leave before
+//!   taking another item.
+//! * A worker marks itself busy *before* popping, and a producer counts itself in `pushing`
+//!   around its push, so "closed, `pushing == 0`, intake empty, no busy slot" is exactly
+//!   drained. Every party that moves one of these towards zero re-checks and notifies.
 //! * Parking: a worker registers its `Notified`, then counts itself `idle`, then re-checks for
-//!   work (sequentially consistent on both sides), so a producer either sees it idle or it sees
-//!   the item. Wake-alls zero `idle` and bump `wake_all_gen`.
+//!   work (all sequentially consistent), so a producer either sees it idle or it sees the item.
+//!   Wake-alls zero `idle` and bump `wake_all_gen`.
 //! * After a drain, `enqueued == completed + failed + cancelled`.
 
 use super::error::{EnqueueError, TryEnqueueError};

@@ -16,10 +16,11 @@ pub use keyed::KeyedWorkCoordinator;
 pub use result::{ResultCoordinator, ResultSnapshot};
 pub use work::WorkCoordinator;
 
-/// A consistent copy of a coordinator's counters, taken in one critical section.
+/// A copy of a coordinator's counters.
 ///
-/// After a drain, `enqueued == completed + failed + cancelled` always holds; at any moment,
-/// `enqueued == completed + failed + cancelled + pending + active`.
+/// After a drain, `enqueued == completed + failed + cancelled` always holds. While work flows,
+/// the fields are read one after another without stopping the workers (the hot path takes no
+/// global lock), so they may be a few items apart from each other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
