@@ -1,0 +1,80 @@
+//! Complete, cancel, drain, pause, resize, and stream feeding.
+use super::*;
+
+impl<T, I, R> Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    pub(crate) fn complete(&self) -> bool {
+        if self.closed.swap(true, SeqCst) {
+            return false;
+        }
+        self.closed_token.cancel();
+        self.wake_all();
+        self.space.notify_waiters();
+        self.check_drained();
+        true
+    }
+
+    pub(crate) fn cancel(&self) {
+        let first = !self.cancelled.swap(true, SeqCst);
+        self.closed.store(true, SeqCst);
+        if first {
+            let mut items = Vec::new();
+            self.intake.drain_into(&mut items);
+            self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
+            drop(items);
+        }
+        self.closed_token.cancel();
+        self.hub.token.cancel();
+        self.wake_all();
+        self.space.notify_waiters();
+        self.check_drained();
+    }
+
+    pub(crate) async fn drain(&self) {
+        loop {
+            let notified = self.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_drained_now() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn is_drained(&self) -> bool {
+        self.is_drained_now()
+    }
+
+    pub(crate) fn pause(&self) {
+        self.paused.store(true, SeqCst);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.paused.store(false, SeqCst);
+        self.wake_one();
+    }
+
+    pub(crate) fn set_max_concurrency(&self, n: usize) -> Result<(), crate::ConcurrencyError> {
+        if !self.dynamic {
+            return Err(crate::ConcurrencyError::NotDynamic);
+        }
+        if n == 0 {
+            return Err(crate::ConcurrencyError::Zero);
+        }
+        let old = self.limit.swap(n, SeqCst);
+        if n > old {
+            // Growing: start the chain of wakes.
+            self.wake_one();
+        } else if self.workers.load(SeqCst) > n {
+            // Shrinking: parked workers above the limit leave when they look again; running
+            // ones leave as they finish.
+            self.wake_all();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Producers: refusing, pushing, and waiting for queue room.
+use super::*;
+
+impl<T, I, R> Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    /// Whether a cancel-on / defer-on signal is present (exact: expired operations are purged
+    /// before a positive window count is believed).
+    pub(super) fn gate_active(&self, kind: GateKind) -> bool {
+        let gates = &self.hub.gates;
+        if !gates.configured(kind) {
+            return false;
+        }
+        if gates.window_maybe(kind) {
+            self.track().window.purge_all(time::now(), gates);
+            if gates.window_maybe(kind) {
+                return true;
+            }
+        }
+        gates.sink_active(kind)
+    }
+
+    pub(super) fn try_push(&self, item: T, key: I::Key) -> Result<OperationId, Refusal<T, I::Key>> {
+        if self.gate_active(GateKind::Cancel) {
+            // Closed wins over Rejected.
+            return Err(if self.closed.load(SeqCst) {
+                Refusal::Closed(item)
+            } else {
+                Refusal::Rejected(item)
+            });
+        }
+        self.producer.pushing.fetch_add(1, SeqCst);
+        let outcome = if self.closed.load(SeqCst) {
+            Err(Refusal::Closed(item))
+        } else {
+            match self.intake.try_push(item, key, self.capacity, self.fair) {
+                Ok(id) => {
+                    self.producer.enqueued.fetch_add(1, SeqCst);
+                    Ok(id)
+                }
+                Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
+                Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
+            }
+        };
+        self.producer.pushing.fetch_sub(1, SeqCst);
+        if outcome.is_ok() {
+            self.wake_one();
+        }
+        if self.closed.load(SeqCst) {
+            // We may have been the last party a drain or an exiting worker waited for.
+            self.wake_one();
+            self.check_drained();
+        }
+        outcome
+    }
+
+    pub(crate) fn try_enqueue(
+        &self,
+        item: T,
+        key: I::Key,
+    ) -> Result<OperationId, TryEnqueueError<T>> {
+        self.try_push(item, key).map_err(Refusal::into_try)
+    }
+
+    pub(crate) async fn enqueue(
+        &self,
+        item: T,
+        key: I::Key,
+    ) -> Result<OperationId, EnqueueError<T>> {
+        let (mut item, mut key) = match self.try_push(item, key) {
+            Ok(id) => return Ok(id),
+            Err(Refusal::Full(item, key)) => (item, key),
+            Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
+            Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
+            Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
+        };
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            self.space_waiters.fetch_add(1, SeqCst);
+            let attempt = self.try_push(item, key);
+            match attempt {
+                Ok(id) => {
+                    self.space_waiters.fetch_sub(1, SeqCst);
+                    return Ok(id);
+                }
+                Err(Refusal::Full(i, k)) => {
+                    item = i;
+                    key = k;
+                    // Cancel safety: the guard withdraws our registration if this future is
+                    // dropped while waiting.
+                    let guard = WaiterGuard(&self.space_waiters);
+                    notified.await;
+                    drop(guard);
+                }
+                Err(refusal) => {
+                    self.space_waiters.fetch_sub(1, SeqCst);
+                    return Err(match refusal {
+                        Refusal::Closed(t) => EnqueueError::Closed(t),
+                        Refusal::Rejected(t) => EnqueueError::Rejected(t),
+                        Refusal::KeyOverloaded(t) => EnqueueError::KeyOverloaded(t),
+                        Refusal::Full(..) => unreachable!("handled above"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Withdraws an `enqueue` waiter's registration however its wait ends.
+pub(super) struct WaiterGuard<'a>(&'a AtomicUsize);
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}

@@ -1,0 +1,307 @@
+//! The one engine behind every coordinator.
+//!
+//! # Shape
+//!
+//! A pool of long-lived worker tasks (never one task per item) pulls from an [`Intake`]: a
+//! lock-free bounded ring for plain coordinators, per-key queues behind a short lock for keyed
+//! ones. **The worker count is the concurrency cap**: each worker runs one body at a time,
+//! workers are spawned on demand up to the limit, and they leave when the limit shrinks below
+//! their number, so no per-item permit exists.
+//!
+//! The hot path takes no engine-wide lock. A producer checks a few atomics and pushes into the
+//! intake. A worker marks its [`Slot`] busy, pops, runs the body, then records the finished
+//! operation in the window (`track`, a lock only workers and readers take), reading the clock
+//! once per item (the end of one item is the start of the next). Bodies write their signals
+//! into their worker's slot.
+//!
+//! # Wake discipline
+//!
+//! At most one worker is being woken at a time (`waking`). A producer wakes (or spawns) a
+//! worker only when none is already on its way and some worker is parked or not yet spawned;
+//! a worker that takes an item wakes the next one only if more items are ready. Workers drain
+//! the intake before parking.
+//!
+//! # Invariants
+//!
+//! * Running bodies never exceed the number of workers, which never exceeds the limit in force
+//!   when the newest of them was spawned; after a shrink, workers above the limit leave before
+//!   taking another item.
+//! * A worker marks itself busy *before* popping, and a producer counts itself in `pushing`
+//!   around its push, so "closed, `pushing == 0`, intake empty, no busy slot" is exactly
+//!   drained. Every party that moves one of these towards zero re-checks and notifies.
+//! * Parking: a worker registers its `Notified`, then counts itself `idle`, then re-checks for
+//!   work (all sequentially consistent), so a producer either sees it idle or it sees the item.
+//!   Wake-alls zero `idle` and bump `wake_all_gen`.
+//! * After a drain, `enqueued == completed + failed + cancelled`.
+
+use super::error::{EnqueueError, TryEnqueueError};
+use super::scheduler::{Intake, Job, Refused};
+use super::Stats;
+use crate::id::OperationId;
+use crate::operation::hub::Hub;
+use crate::operation::{Operation, OperationError, OperationSnapshot, Slot};
+use crate::options::{Options, SampleHandler};
+use crate::signal::reactive::GateKind;
+use crate::signal::SignalEvent;
+use crate::time;
+use crate::window::{Finished, Window};
+use crate::BoxError;
+use futures_util::FutureExt;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+mod control;
+mod intake;
+mod reads;
+mod worker;
+
+type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, Arc<Slot>) + Send + Sync>;
+
+pub(crate) struct Shared<T, I: Intake<T>, R> {
+    pub(crate) intake: I,
+    /// The finished-operation window and outcome counters: taken by workers finishing items
+    /// and by readers. Lock order: `track` before `ctl`.
+    track: Mutex<Track<R>>,
+    /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
+    ctl: Mutex<Ctl>,
+    pub(crate) hub: Arc<Hub>,
+
+    closed: AtomicBool,
+    cancelled: AtomicBool,
+    paused: AtomicBool,
+    limit: AtomicUsize,
+    workers: AtomicUsize,
+    space_waiters: AtomicUsize,
+    wake_all_gen: AtomicU64,
+    cancelled_items: AtomicU64,
+    defer_timeouts: AtomicU64,
+    /// Written by producers on every push: kept off the lines workers write.
+    producer: Padded<ProducerCounters>,
+    /// Written when workers park and wake.
+    parking: Padded<Parking>,
+
+    /// Parked workers wait here.
+    work: Notify,
+    /// `enqueue` calls waiting for queue room wait here.
+    space: Notify,
+    /// `drain` waits here.
+    drained: Notify,
+
+    capacity: usize,
+    dynamic: bool,
+    fair: bool,
+    on_sample: Option<SampleHandler>,
+    defer_interval: Duration,
+    max_defer_attempts: u32,
+    pub(crate) name: Option<Arc<str>>,
+    runtime: tokio::runtime::Handle,
+    /// Whether the runtime has several worker threads (and so LIFO slots).
+    multi_thread: bool,
+    spawn: SpawnFn<T, I, R>,
+    me: Weak<Self>,
+    /// Stops the parent-token watcher when the coordinator goes away.
+    stop_watch: CancellationToken,
+    /// Cancelled when the coordinator closes (stream feeders stop reading).
+    pub(crate) closed_token: CancellationToken,
+}
+
+struct Ctl {
+    slots: Vec<Arc<Slot>>,
+}
+
+/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
+/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+struct ProducerCounters {
+    /// Producers inside a push (so a drain never misses an item landing after `complete`).
+    pushing: AtomicUsize,
+    enqueued: AtomicU64,
+}
+
+struct Parking {
+    /// Parked workers nobody has notified yet.
+    idle: AtomicUsize,
+    /// A worker is on its way (woken or spawned, not yet looking for work).
+    waking: AtomicBool,
+}
+
+/// What finished operations left behind.
+struct Track<R> {
+    window: Window<R>,
+    completed: u64,
+    failed: u64,
+}
+
+/// What an item of a worker came to.
+struct Done<K, R> {
+    key: K,
+    outcome: Result<R, OperationError>,
+}
+
+enum Next<T, K> {
+    /// Run this item; `woke` says whether another worker was woken or spawned first.
+    Run(Job<T, K>, bool),
+    Park,
+    Exit,
+}
+
+/// Why an item was refused (with the item and its key, for a retry).
+enum Refusal<T, K> {
+    Full(T, K),
+    Closed(T),
+    Rejected(T),
+    KeyOverloaded(T),
+}
+
+impl<T, K> Refusal<T, K> {
+    fn into_try(self) -> TryEnqueueError<T> {
+        match self {
+            Refusal::Full(t, _) => TryEnqueueError::Full(t),
+            Refusal::Closed(t) => TryEnqueueError::Closed(t),
+            Refusal::Rejected(t) => TryEnqueueError::Rejected(t),
+            Refusal::KeyOverloaded(t) => TryEnqueueError::KeyOverloaded(t),
+        }
+    }
+}
+
+/// Decrements `counter` if it is positive; answers whether it did.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+impl<T, I, R> Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    /// Builds the engine for `body`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, or on invalid options.
+    #[track_caller]
+    pub(crate) fn start<F, Fut, E>(
+        make_intake: impl FnOnce(&Options) -> I,
+        options: Options,
+        body: F,
+    ) -> Arc<Self>
+    where
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        E: Into<BoxError> + 'static,
+    {
+        let options = options.validated();
+        let runtime = tokio::runtime::Handle::try_current()
+            .expect("ephemeral coordinators must be created within a tokio runtime");
+        let token = match &options.cancellation_token {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        let hub = Arc::new(Hub::new(&options, token));
+        let body = Arc::new(body);
+        let spawn_rt = runtime.clone();
+        let spawn: SpawnFn<T, I, R> = Box::new(move |shared, slot| {
+            spawn_rt.spawn(worker::worker(shared, slot, body.clone()));
+        });
+        let shared = Arc::new_cyclic(|me| Shared {
+            intake: make_intake(&options),
+            track: Mutex::new(Track {
+                window: Window::new(
+                    options.max_tracked_operations,
+                    options.max_operation_lifetime,
+                ),
+                completed: 0,
+                failed: 0,
+            }),
+            ctl: Mutex::new(Ctl { slots: Vec::new() }),
+            hub,
+            closed: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            limit: AtomicUsize::new(options.max_concurrency),
+            workers: AtomicUsize::new(0),
+            space_waiters: AtomicUsize::new(0),
+            wake_all_gen: AtomicU64::new(0),
+            cancelled_items: AtomicU64::new(0),
+            defer_timeouts: AtomicU64::new(0),
+            producer: Padded(ProducerCounters {
+                pushing: AtomicUsize::new(0),
+                enqueued: AtomicU64::new(0),
+            }),
+            parking: Padded(Parking {
+                idle: AtomicUsize::new(0),
+                waking: AtomicBool::new(false),
+            }),
+            work: Notify::new(),
+            space: Notify::new(),
+            drained: Notify::new(),
+            capacity: options.effective_queue_capacity(),
+            dynamic: options.dynamic_concurrency,
+            fair: options.fair_scheduling,
+            on_sample: options.on_sample.clone(),
+            defer_interval: options.defer_check_interval,
+            max_defer_attempts: options.max_defer_attempts,
+            name: options.name.clone(),
+            multi_thread: matches!(
+                runtime.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::MultiThread
+            ),
+            runtime,
+            spawn,
+            me: me.clone(),
+            stop_watch: CancellationToken::new(),
+            closed_token: CancellationToken::new(),
+        });
+        if let Some(parent) = options.cancellation_token {
+            let weak = Arc::downgrade(&shared);
+            let stop = shared.stop_watch.clone();
+            shared.runtime.spawn(async move {
+                tokio::select! {
+                    () = parent.cancelled() => {
+                        if let Some(shared) = weak.upgrade() {
+                            shared.cancel();
+                        }
+                    }
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+        shared
+    }
+
+    fn track(&self) -> MutexGuard<'_, Track<R>> {
+        // No user code runs under this lock except drops of evicted results; the state is
+        // consistent at every unlock, so a poisoned lock is still usable.
+        self.track.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ctl(&self) -> MutexGuard<'_, Ctl> {
+        // Same reasoning as `track`.
+        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<T, I: Intake<T>, R> Drop for Shared<T, I, R> {
+    fn drop(&mut self) {
+        self.stop_watch.cancel();
+    }
+}
