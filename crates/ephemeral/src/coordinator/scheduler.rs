@@ -18,6 +18,13 @@ pub(crate) struct Job<T, K> {
     pub(crate) seq: u64,
 }
 
+/// A key whose item stopped running, with the label its worker made (kept for the key's next
+/// items while the key stays busy).
+pub(crate) struct Released<K> {
+    pub(crate) key: K,
+    pub(crate) label: Option<Arc<str>>,
+}
+
 /// Why an intake refused an item.
 pub(crate) enum Refused<T, K> {
     Full(T, K),
@@ -42,10 +49,13 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
         capacity: usize,
         fair: bool,
     ) -> Result<OperationId, Refused<T, Self::Key>>;
-    /// Takes the next item that can start; its key counts as running until `release`.
-    fn pop(&self) -> Option<Job<T, Self::Key>>;
-    /// An item of `key` stopped running (or was dropped after `pop`).
-    fn release(&self, key: &Self::Key);
+    /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
+    /// start, in one step; the item's key counts as running until it is released.
+    fn pop(&self, release: Option<Released<Self::Key>>) -> Option<Job<T, Self::Key>>;
+    /// An item of a key stopped running (or was dropped after `pop`).
+    fn release(&self, released: Released<Self::Key>);
+    /// The label snapshots show for `key` (made outside any lock).
+    fn label_of(&self, key: &Self::Key) -> Option<Arc<str>>;
     /// Removes every pending item (cancel).
     fn drain_into(&self, out: &mut Vec<T>);
 }
@@ -100,10 +110,13 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
             .map(|()| id)
             .map_err(|job| Refused::Full(job.item, ()))
     }
-    fn pop(&self) -> Option<Job<T, ()>> {
+    fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
         self.queue.pop()
     }
-    fn release(&self, (): &()) {}
+    fn release(&self, _released: Released<()>) {}
+    fn label_of(&self, (): &()) -> Option<Arc<str>> {
+        None
+    }
     fn drain_into(&self, out: &mut Vec<T>) {
         while let Some(job) = self.queue.pop() {
             out.push(job.item);
@@ -132,10 +145,34 @@ struct KeyedState<T, K> {
 }
 
 struct KeyState<T, K> {
-    queue: VecDeque<Job<T, K>>,
+    /// The oldest pending item, inline: a key with one item pending allocates no queue.
+    head: Option<Job<T, K>>,
+    /// The rest, in order.
+    rest: VecDeque<Job<T, K>>,
     running: usize,
     in_ready: bool,
-    label: Arc<str>,
+    /// Made by the first worker that ran an item of this key; shared by later ones.
+    label: Option<Arc<str>>,
+}
+
+impl<T, K> KeyState<T, K> {
+    fn pending(&self) -> usize {
+        usize::from(self.head.is_some()) + self.rest.len()
+    }
+
+    fn push(&mut self, job: Job<T, K>) {
+        if self.head.is_none() {
+            self.head = Some(job);
+        } else {
+            self.rest.push_back(job);
+        }
+    }
+
+    fn pop(&mut self) -> Option<Job<T, K>> {
+        let job = self.head.take()?;
+        self.head = self.rest.pop_front();
+        Some(job)
+    }
 }
 
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
@@ -159,7 +196,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     }
 
     pub(crate) fn pending_for(&self, key: &K) -> usize {
-        self.lock().keys.get(key).map_or(0, |s| s.queue.len())
+        self.lock().keys.get(key).map_or(0, KeyState::pending)
     }
 
     /// Keys with something pending or running.
@@ -167,8 +204,23 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         self.lock().keys.len()
     }
 
+    fn release_locked(st: &mut KeyedState<T, K>, released: Released<K>, per_key: usize) {
+        let Released { key, label } = released;
+        if let Some(state) = st.keys.get_mut(&key) {
+            state.running -= 1;
+            if state.running == 0 && state.head.is_none() {
+                st.keys.remove(&key);
+            } else {
+                if state.label.is_none() {
+                    state.label = label;
+                }
+                Self::mark_ready(&mut st.ready, &key, state, per_key);
+            }
+        }
+    }
+
     fn mark_ready(ready: &mut VecDeque<K>, key: &K, state: &mut KeyState<T, K>, per_key: usize) {
-        if !state.in_ready && !state.queue.is_empty() && state.running < per_key {
+        if !state.in_ready && state.head.is_some() && state.running < per_key {
             state.in_ready = true;
             ready.push_back(key.clone());
         }
@@ -201,7 +253,7 @@ where
         let mut guard = self.lock();
         let st = &mut *guard;
         // Fairness and capacity are checked atomically with the insert.
-        if fair && st.keys.get(&key).map_or(0, |s| s.queue.len()) >= self.threshold {
+        if fair && st.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
             return Err(Refused::KeyOverloaded(item));
         }
         if st.pending >= capacity {
@@ -214,62 +266,61 @@ where
                 item,
                 id,
                 key: key.clone(),
-                label: Some(state.label.clone()),
+                label: state.label.clone(),
                 seq: 0,
             };
-            state.queue.push_back(job);
+            state.push(job);
             Self::mark_ready(&mut st.ready, &key, state, per_key);
             return Ok(id);
         }
-        let label: Arc<str> = Arc::from(key.to_string());
-        let mut queue = VecDeque::with_capacity(1);
-        queue.push_back(Job {
-            item,
-            id,
-            key: key.clone(),
-            label: Some(label.clone()),
-            seq: 0,
-        });
         let mut state = KeyState {
-            queue,
+            head: Some(Job {
+                item,
+                id,
+                key: key.clone(),
+                label: None,
+                seq: 0,
+            }),
+            rest: VecDeque::new(),
             running: 0,
             in_ready: false,
-            label,
+            label: None,
         };
         Self::mark_ready(&mut st.ready, &key, &mut state, per_key);
         st.keys.insert(key, state);
         Ok(id)
     }
 
-    fn pop(&self) -> Option<Job<T, K>> {
+    fn pop(&self, release: Option<Released<K>>) -> Option<Job<T, K>> {
         let per_key = self.per_key;
         let mut guard = self.lock();
         let st = &mut *guard;
+        if let Some(released) = release {
+            Self::release_locked(st, released, per_key);
+        }
         let key = st.ready.pop_front()?;
         let state = st.keys.get_mut(&key)?;
         state.in_ready = false;
-        let mut job = state.queue.pop_front()?;
+        let mut job = state.pop()?;
         state.running += 1;
         st.pending -= 1;
         st.seq += 1;
         job.seq = st.seq;
+        if job.label.is_none() {
+            job.label.clone_from(&state.label);
+        }
         // Still startable: back of the ring, so every ready key gets a turn first.
         Self::mark_ready(&mut st.ready, &key, state, per_key);
         Some(job)
     }
 
-    fn release(&self, key: &K) {
-        let per_key = self.per_key;
+    fn release(&self, released: Released<K>) {
         let mut guard = self.lock();
-        let st = &mut *guard;
-        if let Some(state) = st.keys.get_mut(key) {
-            state.running -= 1;
-            if state.running == 0 && state.queue.is_empty() {
-                st.keys.remove(key);
-            } else {
-                Self::mark_ready(&mut st.ready, key, state, per_key);
-            }
-        }
+        Self::release_locked(&mut guard, released, self.per_key);
+    }
+
+    fn label_of(&self, key: &K) -> Option<Arc<str>> {
+        Some(Arc::from(key.to_string()))
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {
@@ -278,7 +329,9 @@ where
         st.ready.clear();
         st.pending = 0;
         st.keys.retain(|_, state| {
-            out.extend(state.queue.drain(..).map(|j| j.item));
+            while let Some(job) = state.pop() {
+                out.push(job.item);
+            }
             state.in_ready = false;
             state.running > 0
         });

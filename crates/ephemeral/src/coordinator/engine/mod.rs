@@ -35,7 +35,7 @@
 //! * After a drain, `enqueued == completed + failed + cancelled`.
 
 use super::error::{EnqueueError, TryEnqueueError};
-use super::scheduler::{Intake, Job, Refused};
+use super::scheduler::{Intake, Job, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
 use crate::operation::hub::Hub;
@@ -149,8 +149,7 @@ struct Track<R> {
 }
 
 /// What an item of a worker came to.
-struct Done<K, R> {
-    key: K,
+struct Done<R> {
     outcome: Result<R, OperationError>,
 }
 

@@ -95,29 +95,45 @@ where
     }
 
     /// Takes the next item, or says to park or exit.
+    ///
+    /// `release` is the key of the worker's previous item: it is released together with the
+    /// pop (one critical section for keyed coordinators), or on its own on the other paths.
     pub(super) fn next(
         &self,
         slot: &Arc<Slot>,
+        release: Option<Released<I::Key>>,
         now: Instant,
         cancel_gate: bool,
         overrun: bool,
     ) -> Next<T, I::Key> {
+        let mut release = release;
+        // Leaving without popping: release the previous key, then stop counting as busy (in
+        // that order, so a drain never sees a key still held).
+        let release_now = |release: &mut Option<Released<I::Key>>| {
+            if let Some(r) = release.take() {
+                self.intake.release(r);
+            }
+            slot.busy.store(false, SeqCst);
+        };
         loop {
             if self.cancelled.load(SeqCst) {
+                release_now(&mut release);
                 return Next::Exit;
             }
             if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.try_exit_for_shrink(slot)
             {
+                release_now(&mut release);
                 return Next::Exit;
             }
             if self.paused.load(SeqCst) {
+                release_now(&mut release);
                 return self.park_or_exit();
             }
             // Busy before popping: a drain check that finds the intake empty then sees us.
             // No per-item permit is needed: each worker runs one body at a time, and there are
             // never more workers than the limit that was in force when they started.
             slot.busy.store(true, SeqCst);
-            let Some(job) = self.intake.pop() else {
+            let Some(mut job) = self.intake.pop(release.take()) else {
                 slot.busy.store(false, SeqCst);
                 self.check_drained();
                 return self.park_or_exit();
@@ -126,13 +142,16 @@ where
             if cancel_gate {
                 // A cancel-on signal is present: queued items are not started.
                 self.cancelled_items.fetch_add(1, SeqCst);
-                self.intake.release(&job.key);
-                slot.busy.store(false, SeqCst);
-                drop(job);
+                let Job { item, key, .. } = job;
+                self.intake.release(Released { key, label: None });
+                drop(item);
                 continue;
             }
             if overrun {
                 self.defer_timeouts.fetch_add(1, SeqCst);
+            }
+            if job.label.is_none() {
+                job.label = self.intake.label_of(&job.key);
             }
             slot.start(job.id, job.label.clone(), job.seq, now);
             let woke = self.wake_one();
@@ -178,7 +197,7 @@ where
 
     /// Moves a finished operation from its slot into the window, counts it and frees its run
     /// slot.
-    pub(super) fn finish(&self, slot: &Slot, done: Done<I::Key, R>, now: Instant) {
+    pub(super) fn finish(&self, slot: &Slot, done: Done<R>, now: Instant) {
         let ended = slot.finish();
         {
             let mut track = self.track();
@@ -208,7 +227,6 @@ where
                 &self.hub.gates,
             );
         }
-        self.intake.release(&done.key);
     }
 
     /// Calls `on_sample` for an operation that just finished (the worker stays busy, so drain
@@ -236,6 +254,8 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
     let mut woken = true;
     let mut defer_attempts = 0u32;
     let mut now = time::now();
+    // The key of the previous item, released with the next pop.
+    let mut release: Option<Released<I::Key>> = None;
     loop {
         if std::mem::take(&mut woken) {
             shared.parking.waking.store(false, SeqCst);
@@ -244,6 +264,11 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
         if shared.hub.gates.configured(GateKind::Defer) && shared.gate_active(GateKind::Defer) {
             if defer_attempts < shared.max_defer_attempts && shared.intake.has_ready() {
                 defer_attempts += 1;
+                if let Some(r) = release.take() {
+                    shared.intake.release(r);
+                }
+                slot.busy.store(false, SeqCst);
+                shared.check_drained();
                 tokio::select! {
                     () = tokio::time::sleep(shared.defer_interval) => {}
                     () = shared.hub.token.cancelled() => {}
@@ -254,7 +279,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
             overrun = defer_attempts >= shared.max_defer_attempts;
         }
         let cancel_gate = shared.gate_active(GateKind::Cancel);
-        match shared.next(&slot, now, cancel_gate, overrun) {
+        match shared.next(&slot, release.take(), now, cancel_gate, overrun) {
             Next::Run(job, woke) => {
                 defer_attempts = 0;
                 if woke && shared.multi_thread {
@@ -264,7 +289,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     // has no stealing, and a blocking body blocks it whatever we do.)
                     tokio::task::yield_now().await;
                 }
-                let op = Operation::new(slot.clone(), job.id, job.label);
+                let op = Operation::new(slot.clone(), job.id, job.label.clone());
                 let item = job.item;
                 let body = &*body;
                 let outcome = AssertUnwindSafe(async move { body(item, op).await })
@@ -286,20 +311,16 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     e.with_cancelled(cancelled)
                 });
                 now = time::now();
-                shared.finish(
-                    &slot,
-                    Done {
-                        key: job.key,
-                        outcome,
-                    },
-                    now,
-                );
+                shared.finish(&slot, Done { outcome }, now);
+                release = Some(Released {
+                    key: job.key,
+                    label: job.label,
+                });
                 if let Some(sampler) = &shared.on_sample {
                     shared.sample(sampler);
                     now = time::now();
                 }
-                slot.busy.store(false, SeqCst);
-                shared.check_drained();
+                // Still busy: the key is released, and `busy` cleared, by the next pop.
             }
             Next::Park => {
                 defer_attempts = 0;
