@@ -1,13 +1,16 @@
 //! One-shot bounded parallel processing with tracking.
 
+use super::engine::Shared;
 use super::error::Cancelled;
 use super::keyed::KeyedWorkCoordinator;
+use super::scheduler::Intake;
 use super::work::WorkCoordinator;
 use crate::{BoxError, Operation, OperationSnapshot, Options};
 use futures_util::{Stream, StreamExt};
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
+use tokio_util::sync::CancellationToken;
 
 /// What a one-shot run came to.
 #[derive(Clone, Debug)]
@@ -89,15 +92,7 @@ where
         return Err(Cancelled);
     }
     let c = WorkCoordinator::new(body, options);
-    let mut items = std::pin::pin!(items);
-    while let Some(item) = next_item(&mut items, token.as_ref()).await {
-        if c.enqueue(item).await.is_err() {
-            break;
-        }
-    }
-    c.complete();
-    c.drain().await;
-    finish(token.as_ref(), c.stats(), c.snapshot())
+    drive(&c.shared, |_| (), items, token.as_ref()).await
 }
 
 /// [`for_each`] with per-key order: items of one key run in order, at most
@@ -167,22 +162,15 @@ where
         return Err(Cancelled);
     }
     let c = KeyedWorkCoordinator::new(key_fn, body, options);
-    let mut items = std::pin::pin!(items);
-    while let Some(item) = next_item(&mut items, token.as_ref()).await {
-        if c.enqueue(item).await.is_err() {
-            break;
-        }
-    }
-    c.complete();
-    c.drain().await;
-    finish(token.as_ref(), c.stats(), c.snapshot())
+    let key_fn = c.key_fn.clone();
+    drive(&c.shared, move |item| key_fn(item), items, token.as_ref()).await
 }
 
 /// The next item, or `None` once the stream ends or `token` is cancelled (a stalled stream must
 /// not keep a cancelled run waiting).
 async fn next_item<St: Stream + Unpin>(
     items: &mut St,
-    token: Option<&tokio_util::sync::CancellationToken>,
+    token: Option<&CancellationToken>,
 ) -> Option<St::Item> {
     match token {
         Some(token) => tokio::select! {
@@ -194,17 +182,34 @@ async fn next_item<St: Stream + Unpin>(
     }
 }
 
-fn finish(
-    token: Option<&tokio_util::sync::CancellationToken>,
-    stats: crate::Stats,
-    snapshot: Vec<OperationSnapshot>,
-) -> Result<Summary, Cancelled> {
-    if token.is_some_and(tokio_util::sync::CancellationToken::is_cancelled) {
+/// Feeds `items` to a coordinator's engine, completes it, drains it and sums up.
+async fn drive<T, I, St>(
+    shared: &Shared<T, I, ()>,
+    key_of: impl Fn(&T) -> I::Key,
+    items: St,
+    token: Option<&CancellationToken>,
+) -> Result<Summary, Cancelled>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    St: Stream<Item = T>,
+{
+    let mut items = std::pin::pin!(items);
+    while let Some(item) = next_item(&mut items, token).await {
+        let key = key_of(&item);
+        if shared.enqueue(item, key).await.is_err() {
+            break;
+        }
+    }
+    shared.complete();
+    shared.drain().await;
+    if token.is_some_and(CancellationToken::is_cancelled) {
         return Err(Cancelled);
     }
+    let stats = shared.stats();
     Ok(Summary {
         completed: stats.completed,
         failed: stats.failed,
-        snapshot,
+        snapshot: shared.snapshot_where(|_| true),
     })
 }

@@ -3,7 +3,7 @@
 use super::engine::Shared;
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Keyed;
-use super::{common_methods, Handle};
+use super::{common_methods, window_views, Handle};
 use crate::{
     BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
 };
@@ -80,9 +80,9 @@ where
     K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     T: Send + 'static,
 {
-    shared: Arc<Shared<T, Keyed<T, K>, ()>>,
+    pub(super) shared: Arc<Shared<T, Keyed<T, K>, ()>>,
     handle: Arc<Handle<T, Keyed<T, K>, ()>>,
-    key_fn: KeyFn<T, K>,
+    pub(super) key_fn: KeyFn<T, K>,
 }
 
 impl<K, T> Clone for KeyedWorkCoordinator<K, T>
@@ -183,30 +183,7 @@ where
         self.shared.intake.tracked_keys()
     }
 
-    /// Every operation in the window, in start order (see
-    /// [`WorkCoordinator::snapshot`](crate::WorkCoordinator::snapshot)).
-    #[must_use]
-    pub fn snapshot(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(|_| true)
-    }
-
-    /// The finished operations that failed, in start order.
-    #[must_use]
-    pub fn failed(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(OperationSnapshot::is_faulted)
-    }
-
-    /// The running operations, in start order.
-    #[must_use]
-    pub fn running(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(OperationSnapshot::is_running)
-    }
-
-    /// The finished operations in the window, in start order.
-    #[must_use]
-    pub fn completed(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(|s| !s.is_running())
-    }
+    window_views!();
 
     /// The window's operations of `key`, in start order.
     #[must_use]

@@ -208,6 +208,39 @@ macro_rules! common_methods {
 }
 pub(crate) use common_methods;
 
+/// Window views of the coordinators whose snapshots carry no result.
+macro_rules! window_views {
+    () => {
+        /// Every operation in the window (running ones and finished ones still tracked), in
+        /// start order. A copy: it never changes after it is taken, and it holds no payloads.
+        #[must_use]
+        pub fn snapshot(&self) -> Vec<$crate::OperationSnapshot> {
+            self.shared.snapshot_where(|_| true)
+        }
+
+        /// The finished operations that failed, in start order.
+        #[must_use]
+        pub fn failed(&self) -> Vec<$crate::OperationSnapshot> {
+            self.shared
+                .snapshot_where($crate::OperationSnapshot::is_faulted)
+        }
+
+        /// The running operations, in start order.
+        #[must_use]
+        pub fn running(&self) -> Vec<$crate::OperationSnapshot> {
+            self.shared
+                .snapshot_where($crate::OperationSnapshot::is_running)
+        }
+
+        /// The finished operations in the window (successful or not), in start order.
+        #[must_use]
+        pub fn completed(&self) -> Vec<$crate::OperationSnapshot> {
+            self.shared.snapshot_where(|s| !s.is_running())
+        }
+    };
+}
+pub(crate) use window_views;
+
 /// The strong handle: dropping the last one completes the coordinator.
 pub(crate) struct Handle<T: Send + 'static, S: scheduler::Intake<T>, R: Send + 'static> {
     pub(crate) shared: std::sync::Arc<engine::Shared<T, S, R>>,

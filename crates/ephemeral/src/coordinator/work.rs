@@ -3,10 +3,8 @@
 use super::engine::Shared;
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Fifo;
-use super::{common_methods, Handle};
-use crate::{
-    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
-};
+use super::{common_methods, window_views, Handle};
+use crate::{BoxError, Operation, OperationId, Options, SignalEvent, SignalSource};
 use futures_util::Stream;
 use std::fmt;
 use std::future::Future;
@@ -60,7 +58,7 @@ use std::sync::Arc;
 /// The constructors panic outside a tokio runtime and on invalid [`Options`] (see
 /// [`Options::validate`]).
 pub struct WorkCoordinator<T: Send + 'static> {
-    shared: Arc<Shared<T, Fifo<T>, ()>>,
+    pub(super) shared: Arc<Shared<T, Fifo<T>, ()>>,
     handle: Arc<Handle<T, Fifo<T>, ()>>,
 }
 
@@ -167,30 +165,7 @@ impl<T: Send + 'static> WorkCoordinator<T> {
 
     common_methods!();
 
-    /// Every operation in the window (running ones, then finished ones still tracked), in
-    /// start order. A copy: it never changes after it is taken, and it holds no payloads.
-    #[must_use]
-    pub fn snapshot(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(|_| true)
-    }
-
-    /// The finished operations that failed, in start order.
-    #[must_use]
-    pub fn failed(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(OperationSnapshot::is_faulted)
-    }
-
-    /// The running operations, in start order.
-    #[must_use]
-    pub fn running(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(OperationSnapshot::is_running)
-    }
-
-    /// The finished operations in the window (successful or not), in start order.
-    #[must_use]
-    pub fn completed(&self) -> Vec<OperationSnapshot> {
-        self.shared.snapshot_where(|s| !s.is_running())
-    }
+    window_views!();
 }
 
 impl<T: Send + 'static> SignalSource for WorkCoordinator<T> {
