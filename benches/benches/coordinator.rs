@@ -3,6 +3,10 @@
 //!
 //! Two parts:
 //! 1. criterion groups (`cargo bench -p ephemeral-benches --bench coordinator`);
+//!
+//! Every shape runs as a task spawned on the runtime (the producer of an application is a task
+//! too), so no third `block_on` thread competes with the runtime's two for the two cores.
+//!
 //! 2. a report printed after them: interleaved rounds of every shape, with ns/item, the ratio
 //!    to `buffer_unordered(8)`, voluntary context switches per 1000 items (`csw/1k`), and a
 //!    resident-memory probe while 10,000,000 items pass through a coordinator.
@@ -149,10 +153,8 @@ async fn mpsc_pool(items: u64) {
     }
 }
 
-type Shape = (
-    &'static str,
-    fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-);
+type ShapeFn = fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type Shape = (&'static str, ShapeFn);
 
 fn shapes() -> Vec<Shape> {
     vec![
@@ -169,6 +171,14 @@ fn shapes() -> Vec<Shape> {
     ]
 }
 
+/// Runs a shape as a task of the runtime (as the producer would be in an application, e.g. an
+/// axum handler), so producer and consumers share the runtime's two threads instead of a third
+/// `block_on` thread competing for the two cores.
+fn run_shape(rt: &Runtime, shape: ShapeFn, items: u64) {
+    rt.block_on(async move { tokio::spawn(shape(items)).await })
+        .expect("shape panicked");
+}
+
 fn work_path(c: &mut Criterion) {
     let rt = runtime();
     let mut group = c.benchmark_group("work_1M");
@@ -181,7 +191,7 @@ fn work_path(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    rt.block_on(shape(ITEMS));
+                    run_shape(&rt, shape, ITEMS);
                 }
                 start.elapsed()
             });
@@ -235,7 +245,7 @@ fn report() {
         for (i, (_, shape)) in shapes.iter().enumerate() {
             let c0 = voluntary_csw();
             let t0 = Instant::now();
-            rt.block_on(shape(ITEMS));
+            run_shape(&rt, *shape, ITEMS);
             let elapsed = t0.elapsed();
             let c1 = voluntary_csw();
             ns[i].push(elapsed.as_nanos() as f64 / ITEMS as f64);
