@@ -61,6 +61,26 @@
 //! a busy key never blocks other keys; shrinking the concurrency limit takes effect as bodies
 //! finish; `drain` never hangs on a panicking callback; `cancel` accounts for every pending item;
 //! idle keys cost no memory. See the repository README for the full list.
+//!
+//! # Notes on the API contract
+//!
+//! The public surface follows the project's API contract, with these deliberate differences:
+//!
+//! * [`SignalEvent::new`] takes the key as `Option<&str>`, so `None` needs no type annotation.
+//! * Body and handler error types must be `'static` (`E: Into<BoxError> + 'static`): bodies run
+//!   on long-lived worker tasks, whose futures must be `'static`.
+//! * [`Stats`] is `#[non_exhaustive]` and carries three more counters (`defer_timeouts`,
+//!   `signal_handler_drops`, `signal_handler_failures`). The hot path takes no global lock, so
+//!   its fields are exact after a drain and may be a few items apart while work flows.
+//! * [`OperationError::is_cancelled`] means "failed after its token was cancelled"; the body's
+//!   own error stays reachable through [`OperationError::downcast_ref`].
+//! * An [`Operation`] handle used after its body returned still publishes to the sink and the
+//!   handlers, but the finished operation's recorded signals no longer change.
+//! * Additions: [`AsyncSignalProcessor::cancel`], [`SignalDispatcher::with_limits`] and its
+//!   counters, [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
+//!   [`Subscription`] guards, and the re-exported [`CancellationToken`].
+//! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
+//!   `fair_scheduling_threshold`, and a zero `defer_check_interval` when deferral is on.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
