@@ -999,3 +999,71 @@ async fn memory_stays_bounded_by_the_window() {
     assert!(c.window_len() <= 64);
     assert!(c.total_signals() <= 64);
 }
+
+/// Park/wake races: the queue empties and refills thousands of times while several producers
+/// push small bursts, the limit moves and intake pauses; a lost wake-up shows as a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_never_lose_a_wakeup() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let d = done.clone();
+    let c = WorkCoordinator::new(
+        move |n: u64, _op| {
+            let d = d.clone();
+            async move {
+                if n % 5 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                d.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, Io>(())
+            }
+        },
+        Options::default()
+            .max_concurrency(3)
+            .dynamic_concurrency(true)
+            .queue_capacity(4),
+    );
+    let producers: Vec<_> = (0..3u64)
+        .map(|p| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for round in 0..1_500u64 {
+                    for k in 0..(round % 3 + 1) {
+                        c.enqueue(p * 1_000_000 + round * 10 + k).await.unwrap();
+                    }
+                    if round % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let fiddler = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            for i in 0..300usize {
+                c.set_max_concurrency(1 + i % 4).unwrap();
+                if i % 10 == 0 {
+                    c.pause();
+                    tokio::task::yield_now().await;
+                    c.resume();
+                }
+                tokio::task::yield_now().await;
+            }
+            c.set_max_concurrency(3).unwrap();
+        })
+    };
+    for p in producers {
+        tokio::time::timeout(Duration::from_secs(60), p)
+            .await
+            .expect("a producer stalled: lost wake-up for queue room")
+            .unwrap();
+    }
+    fiddler.await.unwrap();
+    c.complete();
+    tokio::time::timeout(Duration::from_secs(60), c.drain())
+        .await
+        .expect("drain stalled: lost worker wake-up");
+    let expected: u64 = 3 * (0..1_500u64).map(|r| r % 3 + 1).sum::<u64>();
+    assert_eq!(done.load(Ordering::SeqCst) as u64, expected);
+    assert_eq!(c.total_completed(), expected);
+}
