@@ -1067,3 +1067,31 @@ async fn bursts_never_lose_a_wakeup() {
     assert_eq!(done.load(Ordering::SeqCst) as u64, expected);
     assert_eq!(c.total_completed(), expected);
 }
+
+/// Capacities above the preallocated ring's limit are exact too (and allocate as they fill).
+#[tokio::test(start_paused = true)]
+async fn very_large_queue_capacity_is_exact() {
+    let c = WorkCoordinator::new(
+        |_: u32, _op| async { Ok::<_, Io>(()) },
+        Options::default().queue_capacity(70_000),
+    );
+    c.pause();
+    for n in 0..70_000 {
+        c.try_enqueue(n).unwrap();
+    }
+    assert!(matches!(c.try_enqueue(1), Err(TryEnqueueError::Full(1))));
+    assert_eq!(c.pending_count(), 70_000);
+    c.resume();
+    c.complete();
+    c.drain().await;
+    assert_eq!(c.total_completed(), 70_000);
+    // An untouched coordinator with a huge capacity costs nothing up front.
+    let big = WorkCoordinator::new(
+        |_: u32, _op| async { Ok::<_, Io>(()) },
+        Options::default().queue_capacity(100_000_000),
+    );
+    big.enqueue(1).await.unwrap();
+    big.complete();
+    big.drain().await;
+    assert_eq!(big.total_completed(), 1);
+}

@@ -2,10 +2,10 @@
 //! round-robin (under their own short lock).
 
 use crate::id::OperationId;
-use crossbeam_queue::ArrayQueue;
+use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One pending item.
@@ -60,18 +60,52 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     fn drain_into(&self, out: &mut Vec<T>);
 }
 
-/// Plain first-in, first-out: a bounded lock-free MPMC ring, so producers and workers never
-/// wait for each other's critical sections.
-pub(crate) struct Fifo<T> {
-    queue: ArrayQueue<Job<T, ()>>,
-    seq: AtomicU64,
+/// Largest queue capacity served by a preallocated ring; larger ones use a segmented queue
+/// that allocates as it fills (a ring of 10 million slots would be allocated up front).
+const RING_MAX: usize = 1 << 16;
+
+/// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
+/// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
+/// queue plus a pending counter for very large ones.
+pub(crate) enum Fifo<T> {
+    Ring {
+        queue: ArrayQueue<Job<T, ()>>,
+        seq: AtomicU64,
+    },
+    Segmented {
+        queue: SegQueue<Job<T, ()>>,
+        /// Reserved before a push, released after a pop: never above the capacity.
+        len: AtomicUsize,
+        seq: AtomicU64,
+    },
 }
 
 impl<T> Fifo<T> {
     pub(crate) fn new(capacity: usize) -> Self {
-        Fifo {
-            queue: ArrayQueue::new(capacity.max(1)),
-            seq: AtomicU64::new(0),
+        let capacity = capacity.max(1);
+        if capacity <= RING_MAX {
+            Fifo::Ring {
+                queue: ArrayQueue::new(capacity),
+                seq: AtomicU64::new(0),
+            }
+        } else {
+            Fifo::Segmented {
+                queue: SegQueue::new(),
+                len: AtomicUsize::new(0),
+                seq: AtomicU64::new(0),
+            }
+        }
+    }
+
+    fn job(item: T, seq: &AtomicU64) -> Job<T, ()> {
+        // Producers are ordered by the queue itself; the stamp only has to grow with it, and a
+        // single producer (the common case) owns this cache line.
+        Job {
+            item,
+            id: OperationId::next(),
+            key: (),
+            label: None,
+            seq: seq.fetch_add(1, Ordering::Relaxed),
         }
     }
 }
@@ -80,10 +114,16 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Key = ();
 
     fn len(&self) -> usize {
-        self.queue.len()
+        match self {
+            Fifo::Ring { queue, .. } => queue.len(),
+            Fifo::Segmented { len, .. } => len.load(Ordering::SeqCst),
+        }
     }
     fn has_ready(&self) -> bool {
-        !self.queue.is_empty()
+        match self {
+            Fifo::Ring { queue, .. } => !queue.is_empty(),
+            Fifo::Segmented { queue, .. } => !queue.is_empty(),
+        }
     }
     fn try_push(
         &self,
@@ -92,33 +132,49 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         capacity: usize,
         _fair: bool,
     ) -> Result<OperationId, Refused<T, ()>> {
-        // The ring was built with exactly `capacity` slots.
-        debug_assert_eq!(capacity.max(1), self.queue.capacity());
-        let id = OperationId::next();
-        // Producers are ordered by the ring itself; the stamp only has to grow with it, and a
-        // single producer (the common case) owns this cache line.
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let job = Job {
-            item,
-            id,
-            key: (),
-            label: None,
-            seq,
-        };
-        self.queue
-            .push(job)
-            .map(|()| id)
-            .map_err(|job| Refused::Full(job.item, ()))
+        match self {
+            Fifo::Ring { queue, seq } => {
+                // The ring was built with exactly `capacity` slots.
+                debug_assert_eq!(capacity.max(1), queue.capacity());
+                let job = Self::job(item, seq);
+                let id = job.id;
+                queue
+                    .push(job)
+                    .map(|()| id)
+                    .map_err(|job| Refused::Full(job.item, ()))
+            }
+            Fifo::Segmented { queue, len, seq } => {
+                if len
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                        (n < capacity).then_some(n + 1)
+                    })
+                    .is_err()
+                {
+                    return Err(Refused::Full(item, ()));
+                }
+                let job = Self::job(item, seq);
+                let id = job.id;
+                queue.push(job);
+                Ok(id)
+            }
+        }
     }
     fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
-        self.queue.pop()
+        match self {
+            Fifo::Ring { queue, .. } => queue.pop(),
+            Fifo::Segmented { queue, len, .. } => {
+                let job = queue.pop()?;
+                len.fetch_sub(1, Ordering::SeqCst);
+                Some(job)
+            }
+        }
     }
     fn release(&self, _released: Released<()>) {}
     fn label_of(&self, (): &()) -> Option<Arc<str>> {
         None
     }
     fn drain_into(&self, out: &mut Vec<T>) {
-        while let Some(job) = self.queue.pop() {
+        while let Some(job) = self.pop(None) {
             out.push(job.item);
         }
     }
