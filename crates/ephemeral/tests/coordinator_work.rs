@@ -1095,3 +1095,44 @@ async fn very_large_queue_capacity_is_exact() {
     big.drain().await;
     assert_eq!(big.total_completed(), 1);
 }
+
+/// Retractions reach the queued async handler too, with the pattern that removed them.
+#[tokio::test(start_paused = true)]
+async fn retractions_reach_the_async_handler() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let c = WorkCoordinator::new(
+        |_: u8, op: Operation| async move {
+            op.emit("stage.a");
+            op.emit("stage.b");
+            op.emit("keep");
+            assert_eq!(op.retract_matching("stage.*"), 2);
+            assert!(op.retract("keep"));
+            Ok::<_, Io>(())
+        },
+        Options::default().on_signal_retracted_async(move |e: ephemeral::SignalRetracted| {
+            let s = s.clone();
+            async move {
+                s.lock()
+                    .unwrap()
+                    .push((e.signal().to_string(), e.was_pattern_match()));
+                Ok::<_, Io>(())
+            }
+        }),
+    );
+    c.enqueue(0).await.unwrap();
+    c.complete();
+    c.drain().await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("keep".to_string(), false),
+            ("stage.a".to_string(), true),
+            ("stage.b".to_string(), true)
+        ]
+    );
+    assert_eq!(c.total_signals(), 0);
+}

@@ -98,29 +98,40 @@ impl<C: Clone> Registry<C> {
 /// Like `IHttpClientFactory` in .NET: register named configurations at start-up, ask for a
 /// coordinator by name where it is needed. The first [`coordinator`](Self::coordinator) call
 /// for a name builds it; later calls return handles to the same instance. The factory is a
-/// cheap `Clone`, so it sits well in shared application state (for example axum's `State`):
+/// cheap `Clone`, so it sits well in shared application state, for example axum's `State`:
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// use ephemeral::{CoordinatorFactory, Options};
+/// use axum::{extract::State, http::StatusCode, routing::post, Router};
+/// use ephemeral::{CoordinatorFactory, Options, TryEnqueueError};
 ///
 /// #[derive(Clone)]
 /// struct AppState {
 ///     translators: CoordinatorFactory<String>,
 /// }
 ///
+/// async fn translate(State(state): State<AppState>, text: String) -> StatusCode {
+///     let fast = state.translators.coordinator("fast").expect("registered at start-up");
+///     match fast.try_enqueue(text) {
+///         Ok(_) => StatusCode::ACCEPTED,
+///         Err(TryEnqueueError::Full(_)) => StatusCode::TOO_MANY_REQUESTS,
+///         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+///     }
+/// }
+///
 /// let translators = CoordinatorFactory::new();
 /// translators.register("fast", |_text: String, _op| async { Ok::<_, std::io::Error>(()) }, Options::default().max_concurrency(32));
 /// translators.register("accurate", |_text: String, _op| async { Ok::<_, std::io::Error>(()) }, Options::default().max_concurrency(4));
-/// let state = AppState { translators };
 ///
-/// // In a handler: `State(state): State<AppState>`.
-/// let fast = state.translators.coordinator("fast").unwrap();
-/// fast.enqueue("hello".to_string()).await.unwrap();
-/// assert_eq!(fast.max_concurrency(), 32);
+/// let app: Router = Router::new()
+///     .route("/translate", post(translate))
+///     .with_state(AppState { translators: translators.clone() });
+/// # let _ = app;
 ///
-/// let err = state.translators.coordinator("slow").unwrap_err();
+/// // The same instance wherever it is asked for; unknown names list the known ones.
+/// assert_eq!(translators.coordinator("fast").unwrap().max_concurrency(), 32);
+/// let err = translators.coordinator("slow").unwrap_err();
 /// assert_eq!(err.known(), ["accurate", "fast"]);
 /// # }
 /// ```
