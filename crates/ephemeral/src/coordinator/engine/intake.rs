@@ -82,10 +82,16 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
             self.space_waiters.fetch_add(1, SeqCst);
+            // The next pop signals again (one notification per wait, not one per pop).
+            self.space_signalled.store(false, SeqCst);
             let attempt = self.try_push(item, key);
             match attempt {
                 Ok(id) => {
                     self.space_waiters.fetch_sub(1, SeqCst);
+                    // Pass the signal on: another producer may wait for room that is left.
+                    if self.space_waiters.load(SeqCst) > 0 && self.intake.len() < self.capacity {
+                        self.space.notify_one();
+                    }
                     return Ok(id);
                 }
                 Err(Refusal::Full(i, k)) => {

@@ -79,6 +79,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     limit: AtomicUsize,
     workers: AtomicUsize,
     space_waiters: AtomicUsize,
+    /// A pop already notified the waiting producers since the last one registered.
+    space_signalled: AtomicBool,
     wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
@@ -239,6 +241,7 @@ where
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
             space_waiters: AtomicUsize::new(0),
+            space_signalled: AtomicBool::new(false),
             wake_all_gen: AtomicU64::new(0),
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),

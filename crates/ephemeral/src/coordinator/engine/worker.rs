@@ -89,7 +89,7 @@ where
 
     /// Lets a waiting `enqueue` retry after room was made.
     pub(super) fn room_made(&self) {
-        if self.space_waiters.load(SeqCst) > 0 {
+        if self.space_waiters.load(SeqCst) > 0 && !self.space_signalled.swap(true, SeqCst) {
             self.space.notify_one();
         }
     }
