@@ -87,6 +87,7 @@
 
 mod coordinator;
 mod id;
+mod notify;
 mod operation;
 mod options;
 pub mod pattern;

@@ -386,15 +386,7 @@ impl Shared {
     }
 
     async fn wait_finished(&self) {
-        loop {
-            let notified = self.done.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.lock().finished {
-                return;
-            }
-            notified.await;
-        }
+        crate::notify::wait_until(&self.done, || self.lock().finished).await;
     }
 }
 

@@ -35,15 +35,7 @@ where
     }
 
     pub(crate) async fn drain(&self) {
-        loop {
-            let notified = self.drained.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.is_drained_now() {
-                return;
-            }
-            notified.await;
-        }
+        crate::notify::wait_until(&self.drained, || self.is_drained_now()).await;
     }
 
     pub(crate) fn is_drained(&self) -> bool {
