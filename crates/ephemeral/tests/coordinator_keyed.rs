@@ -2,6 +2,9 @@
 //! round-robin fairness, fair scheduling, the work-coordinator invariants, and idle keys that
 //! cost no memory.
 
+mod support;
+use support::{quiet_deliberate_panics, wait_until};
+
 use ephemeral::{
     EnqueueError, KeyedWorkCoordinator, Operation, OperationId, Options, TryEnqueueError,
 };
@@ -29,37 +32,6 @@ impl Rng {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-const PANIC_MARK: &str = "deliberate test panic";
-
-/// Keeps the deliberate body panics of the stress tests out of the test output.
-fn quiet_deliberate_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if msg != Some(PANIC_MARK) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Waits (yielding) until `cond` holds; panics after `tries` rounds.
-async fn wait_until(tries: usize, mut cond: impl FnMut() -> bool) {
-    for _ in 0..tries {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert!(cond(), "condition not reached");
 }
 
 // ----- per-key order and caps under stress ------------------------------------------------------

@@ -1,42 +1,15 @@
 //! `ResultCoordinator`: results, typed and base snapshots, successful / failed views, results
 //! living exactly as long as their operation stays in the window, and `on_sample`.
 
+mod support;
+use support::{quiet_deliberate_panics, wait_until};
+
 use ephemeral::{Operation, OperationId, Options, ResultCoordinator};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-
-const PANIC_MARK: &str = "deliberate test panic";
-
-/// Keeps the deliberate body panics out of the test output.
-fn quiet_deliberate_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if msg != Some(PANIC_MARK) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-async fn wait_until(tries: usize, mut cond: impl FnMut() -> bool) {
-    for _ in 0..tries {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert!(cond(), "condition not reached");
-}
 
 /// Doubles `n`; 3 fails with an io error, 5 panics.
 fn doubling(options: Options) -> ResultCoordinator<u32, u32> {

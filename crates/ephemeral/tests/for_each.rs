@@ -2,6 +2,9 @@
 //! summary counts, the final window as snapshot, body failures, the concurrency caps, and
 //! cancellation through the options' token.
 
+mod support;
+use support::quiet_deliberate_panics;
+
 use ephemeral::{
     for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, Operation,
     OperationId, Options,
@@ -15,26 +18,6 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 type BodyResult = Result<(), std::io::Error>;
-
-const PANIC_MARK: &str = "deliberate test panic";
-
-/// Keeps the deliberate body panics out of the test output.
-fn quiet_deliberate_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let msg = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
-            if msg != Some(PANIC_MARK) {
-                previous(info);
-            }
-        }));
-    });
-}
 
 /// Multiples of 5 fail, 7 panics, the rest succeed.
 async fn mixed(n: u32, _op: Operation) -> BodyResult {

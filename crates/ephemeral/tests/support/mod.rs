@@ -1,0 +1,37 @@
+//! Helpers shared by the integration tests (each test binary uses a subset).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// The payload of every deliberate panic in the tests.
+pub(crate) const PANIC_MARK: &str = "deliberate test panic";
+
+/// Keeps the deliberate body panics out of the test output; other panics still print.
+pub(crate) fn quiet_deliberate_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let msg = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if msg != Some(PANIC_MARK) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Waits (sleeping 1 ms on tokio's clock between checks) until `cond` holds; panics after
+/// `tries` rounds.
+pub(crate) async fn wait_until(tries: usize, mut cond: impl FnMut() -> bool) {
+    for _ in 0..tries {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(cond(), "condition not reached");
+}
