@@ -420,3 +420,23 @@ async fn for_each_keyed_stream_summary() {
     assert_eq!((summary.completed, summary.failed), (29, 1));
     assert_eq!(summary.snapshot.len(), 30);
 }
+
+/// While a cancel-on signal is present, for_each refuses items and counts them.
+#[tokio::test(start_paused = true)]
+async fn a_present_cancel_signal_refuses_items() {
+    let sink = ephemeral::SignalSink::default();
+    sink.raise("overload");
+    let summary = ephemeral::for_each(
+        0..5u32,
+        |_n, _op| async { Ok::<_, std::io::Error>(()) },
+        ephemeral::Options::default()
+            .signals(sink.clone())
+            .cancel_on_signals(["overload"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (summary.completed, summary.failed, summary.cancelled),
+        (0, 0, 5)
+    );
+}

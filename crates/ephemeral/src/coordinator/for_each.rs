@@ -1,7 +1,7 @@
 //! One-shot bounded parallel processing with tracking.
 
 use super::engine::Shared;
-use super::error::Cancelled;
+use super::error::{Cancelled, EnqueueError};
 use super::keyed::KeyedWorkCoordinator;
 use super::scheduler::Intake;
 use super::work::WorkCoordinator;
@@ -20,6 +20,9 @@ pub struct Summary {
     pub completed: u64,
     /// Bodies that returned `Err` or panicked.
     pub failed: u64,
+    /// Items never started: refused while a `cancel_on_signals` signal was present, or queued
+    /// when one appeared. `completed + failed + cancelled` is the number of items read.
+    pub cancelled: u64,
     /// The final window (metadata only).
     pub snapshot: Vec<OperationSnapshot>,
 }
@@ -195,10 +198,14 @@ where
     St: Stream<Item = T>,
 {
     let mut items = std::pin::pin!(items);
+    let mut refused = 0u64;
     while let Some(item) = next_item(&mut items, token).await {
         let key = key_of(&item);
-        if shared.enqueue(item, key).await.is_err() {
-            break;
+        match shared.enqueue(item, key).await {
+            Ok(_) => {}
+            // A cancel-on signal is present: this item is not run, the next ones may be.
+            Err(EnqueueError::Rejected(_) | EnqueueError::KeyOverloaded(_)) => refused += 1,
+            Err(EnqueueError::Closed(_)) => break,
         }
     }
     shared.complete();
@@ -210,6 +217,7 @@ where
     Ok(Summary {
         completed: stats.completed,
         failed: stats.failed,
+        cancelled: stats.cancelled + refused,
         snapshot: shared.snapshot_where(|_| true),
     })
 }
