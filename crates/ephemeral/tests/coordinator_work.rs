@@ -1136,3 +1136,26 @@ async fn retractions_reach_the_async_handler() {
     );
     assert_eq!(c.total_signals(), 0);
 }
+
+/// Bodies that never wait must not let a worker hold its thread: other tasks get turns while
+/// a long queue of trivial items runs.
+#[tokio::test(start_paused = true)]
+async fn trivial_bodies_do_not_hog_the_thread() {
+    let c = WorkCoordinator::new(
+        |_: u32, _op| async { Ok::<_, Io>(()) },
+        Options::default().max_concurrency(1).queue_capacity(20_000),
+    );
+    for n in 0..20_000 {
+        c.try_enqueue(n).unwrap();
+    }
+    let seen = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+    let (c2, s) = (c.clone(), seen.clone());
+    let other = tokio::spawn(async move {
+        s.store(c2.total_completed(), Ordering::SeqCst);
+    });
+    c.complete();
+    c.drain().await;
+    other.await.unwrap();
+    let at = seen.load(Ordering::SeqCst);
+    assert!(at < 10_000, "the other task only ran after {at} items");
+}

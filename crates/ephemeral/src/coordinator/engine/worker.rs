@@ -237,6 +237,32 @@ where
     }
 }
 
+/// Turns what a body's future came to into the recorded outcome.
+fn settle<T, I, R, E>(
+    shared: &Shared<T, I, R>,
+    caught: Result<Result<R, E>, Box<dyn std::any::Any + Send>>,
+) -> Result<R, OperationError>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+    E: Into<BoxError>,
+{
+    let failure = match caught {
+        Ok(Ok(r)) => return Ok(r),
+        Ok(Err(e)) => OperationError::from_error(e),
+        Err(panic) => OperationError::panic(panic),
+    };
+    // Only failures pay for reading the token (it takes a lock).
+    let cancelled = shared.hub.token.is_cancelled();
+    if cancelled {
+        // A parent token may have fired: stop taking items now rather than when its watcher
+        // task runs.
+        shared.cancel();
+    }
+    Err(failure.with_cancelled(cancelled))
+}
+
 /// One worker: runs items one after another until the coordinator no longer needs it.
 pub(super) async fn worker<T, I, R, F, Fut, E>(
     shared: Arc<Shared<T, I, R>>,
@@ -292,24 +318,10 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 let op = Operation::new(slot.clone(), job.id, job.label.clone());
                 let item = job.item;
                 let body = &*body;
-                let outcome = AssertUnwindSafe(async move { body(item, op).await })
+                let caught = AssertUnwindSafe(async move { body(item, op).await })
                     .catch_unwind()
                     .await;
-                let outcome = match outcome {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(e)) => Err(OperationError::from_error(e)),
-                    Err(panic) => Err(OperationError::panic(panic)),
-                };
-                // Only failures pay for reading the token (it takes a lock).
-                let outcome = outcome.map_err(|e| {
-                    let cancelled = shared.hub.token.is_cancelled();
-                    if cancelled {
-                        // A parent token may have fired: stop taking items now rather than
-                        // when its watcher task runs.
-                        shared.cancel();
-                    }
-                    e.with_cancelled(cancelled)
-                });
+                let outcome = settle(&shared, caught);
                 now = time::now();
                 shared.finish(&slot, Done { outcome }, now);
                 release = Some(Released {
@@ -321,6 +333,10 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     now = time::now();
                 }
                 // Still busy: the key is released, and `busy` cleared, by the next pop.
+                // Bodies that never wait would let this loop hold its thread for as long as
+                // items come; spending tokio's cooperative budget makes the worker yield now
+                // and then, so other tasks (the producers among them) get their turn.
+                tokio::task::consume_budget().await;
             }
             Next::Park => {
                 defer_attempts = 0;
