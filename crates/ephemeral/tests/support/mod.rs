@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests (each test binary uses a subset).
 #![allow(dead_code)]
 
-use std::time::Duration;
-
 /// The payload of every deliberate panic in the tests.
 pub(crate) const PANIC_MARK: &str = "deliberate test panic";
 
@@ -24,14 +22,15 @@ pub(crate) fn quiet_deliberate_panics() {
     });
 }
 
-/// Waits (sleeping 1 ms on tokio's clock between checks) until `cond` holds; panics after
-/// `tries` rounds.
+/// Waits until `cond` holds, yielding to the runtime's other tasks between checks (no clock
+/// involved: on the current-thread runtimes these tests use, each yield lets the coordinator's
+/// workers run); panics after `tries` rounds.
 pub(crate) async fn wait_until(tries: usize, mut cond: impl FnMut() -> bool) {
     for _ in 0..tries {
         if cond() {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
     }
     assert!(cond(), "condition not reached");
 }
