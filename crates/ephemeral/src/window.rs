@@ -50,6 +50,15 @@ impl<R> Finished<R> {
     }
 }
 
+/// Whether a finished operation is still within `lifetime` of its completion.
+fn live<R>(lifetime: Option<Duration>, rec: &Finished<R>, now: Instant) -> bool {
+    lifetime.is_none_or(|l| {
+        rec.end
+            .checked_add(l)
+            .is_none_or(|deadline| deadline >= now)
+    })
+}
+
 /// Called with each signal that leaves the window.
 pub(crate) trait OnRemoved {
     fn removed(&self, signals: &[SignalEvent]);
@@ -73,13 +82,7 @@ impl<R> Window<R> {
     }
 
     fn live(&self, rec: &Finished<R>, now: Instant) -> bool {
-        match self.lifetime {
-            Some(l) => rec
-                .end
-                .checked_add(l)
-                .is_none_or(|deadline| deadline >= now),
-            None => true,
-        }
+        live(self.lifetime, rec, now)
     }
 
     /// Adds a finished operation, then evicts by size and age.
@@ -127,10 +130,7 @@ impl<R> Window<R> {
         }
         let lifetime = self.lifetime;
         self.finished.retain(|rec| {
-            let keep = match lifetime {
-                Some(l) => rec.end.checked_add(l).is_none_or(|d| d >= now),
-                None => true,
-            };
+            let keep = live(lifetime, rec, now);
             if !keep {
                 gates.removed(&rec.signals);
             }
