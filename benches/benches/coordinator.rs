@@ -10,7 +10,9 @@
 //! 2. a report printed after them: interleaved rounds of every shape, with ns/item, the ratio
 //!    to `buffer_unordered(8)`, voluntary context switches per 1000 items (`csw/1k`), and a
 //!    resident-memory probe while 10,000,000 items pass through a coordinator.
-//!    `EPHEMERAL_BENCH_REPORT=0` skips it; `EPHEMERAL_BENCH_ROUNDS` sets the rounds (default 5).
+//!    `EPHEMERAL_BENCH_REPORT=0` skips it; `EPHEMERAL_BENCH_ROUNDS` sets the rounds (default 5);
+//!    `EPHEMERAL_BENCH_ONLY=Work,mpsc` keeps the baseline and the shapes whose names contain one
+//!    of the given parts; `EPHEMERAL_BENCH_RSS=0` skips the memory probe.
 
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
@@ -237,7 +239,18 @@ fn report() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
     let rt = runtime();
-    let shapes = shapes();
+    // `EPHEMERAL_BENCH_ONLY=a,b` keeps the baseline plus the shapes whose names contain a or b.
+    let only: Vec<String> = std::env::var("EPHEMERAL_BENCH_ONLY")
+        .map(|s| s.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
+    let shapes: Vec<Shape> = shapes()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (name, _))| {
+            *i == 0 || only.is_empty() || only.iter().any(|o| name.contains(o.as_str()))
+        })
+        .map(|(_, s)| s)
+        .collect();
     let mut ns: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
     let mut csw: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
     rt.block_on(ours(10_000));
@@ -266,6 +279,9 @@ fn report() {
         println!("| {name} | {n:.0} | {:.2} | {c:.2} |", n / base);
     }
 
+    if std::env::var("EPHEMERAL_BENCH_RSS").as_deref() == Ok("0") {
+        return;
+    }
     println!(
         "\n## resident memory while 10,000,000 items pass through a WorkCoordinator (window 200)\n"
     );
