@@ -1,12 +1,20 @@
 //! The operation window: running operations plus a bounded, self-cleaning set of finished ones.
 //!
+//! A coordinator's window is sharded: each worker records the operations it finishes in a
+//! [`Window`] of its own (under its slot's lock, which nobody else takes on the hot path), and
+//! operations of workers that left are merged into one more. Readers merge the shards and
+//! [`trim`] them to the window's logical content: every pinned operation plus the newest
+//! `max - pinned` live unpinned ones (newest by completion). So writers never share a cache
+//! line, and readers pay for the merge.
+//!
 //! # Invariants
 //!
 //! * Running operations live in their worker's slot (see `operation::Slot`), never here, and
 //!   never expire.
-//! * `finished` holds unpinned finished operations in finish order; `pinned` holds pinned ones.
-//!   After every insert, `finished.len() + pinned.len() <= max` unless pinned operations alone
-//!   exceed it (pinned ones are exempt from eviction).
+//! * `finished` holds a shard's unpinned finished operations in finish order; `pinned` holds
+//!   pinned ones. After every insert, `finished.len() + pinned.len() <= max` unless pinned
+//!   operations alone exceed it (pinned ones are exempt from eviction). So the shards hold at
+//!   most `max` records each between reads, and after a [`trim`] exactly the logical window.
 //! * A finished, unpinned operation older than `lifetime` (counted from completion) is never
 //!   returned: reads filter by age, and writes drop expired ones from the front.
 //! * Every signal leaving the window is reported to the gates, so their live counts are exact.
@@ -69,15 +77,115 @@ pub(crate) struct Window<R> {
     pinned: Vec<Finished<R>>,
     max: usize,
     lifetime: Option<Duration>,
+    /// Operations recorded here that succeeded.
+    pub(crate) completed: u64,
+    /// Operations recorded here that failed.
+    pub(crate) failed: u64,
+}
+
+/// Completion order: end time, then start order.
+type Order = (Instant, u64);
+
+fn order<R>(rec: &Finished<R>) -> Order {
+    (rec.end, rec.seq)
+}
+
+/// Which unpinned records a [`trim`] keeps.
+#[derive(Clone, Copy)]
+enum Cutoff {
+    All,
+    From(Order),
+    None,
+}
+
+/// Trims `shards` to the logical window of capacity `max`: drops expired operations, and
+/// unpinned ones older than the newest `max - pinned` live unpinned operations over all shards.
+pub(crate) fn trim<'a, R: 'a>(
+    shards: impl Iterator<Item = &'a mut Window<R>>,
+    max: usize,
+    now: Instant,
+    gates: &impl OnRemoved,
+) {
+    let mut shards: Vec<&mut Window<R>> = shards.collect();
+    let pinned: usize = shards.iter().map(|w| w.pinned.len()).sum();
+    let budget = max.saturating_sub(pinned);
+    let mut keys: Vec<Order> = Vec::new();
+    for w in &shards {
+        keys.extend(w.finished.iter().filter(|r| w.live(r, now)).map(order));
+    }
+    let cutoff = if keys.len() <= budget {
+        Cutoff::All
+    } else if budget == 0 {
+        Cutoff::None
+    } else {
+        let at = keys.len() - budget;
+        let (_, nth, _) = keys.select_nth_unstable(at);
+        Cutoff::From(*nth)
+    };
+    for w in &mut shards {
+        w.keep(now, cutoff, gates);
+    }
 }
 
 impl<R> Window<R> {
     pub(crate) fn new(max: usize, lifetime: Option<Duration>) -> Self {
         Window {
-            finished: VecDeque::with_capacity(max.min(4096)),
+            // Grown on demand: a worker's shard of a large window rarely fills.
+            finished: VecDeque::with_capacity(max.min(64)),
             pinned: Vec::new(),
             max,
             lifetime,
+            completed: 0,
+            failed: 0,
+        }
+    }
+
+    /// Counts and adds a finished operation.
+    pub(crate) fn record(
+        &mut self,
+        rec: Finished<R>,
+        pinned: bool,
+        now: Instant,
+        gates: &impl OnRemoved,
+    ) {
+        if rec.error.is_some() {
+            self.failed += 1;
+        } else {
+            self.completed += 1;
+        }
+        self.push(rec, pinned, now, gates);
+    }
+
+    /// Keeps live unpinned operations at or after `cutoff`.
+    fn keep(&mut self, now: Instant, cutoff: Cutoff, gates: &impl OnRemoved) {
+        let lifetime = self.lifetime;
+        self.finished.retain(|rec| {
+            let keep = live(lifetime, rec, now)
+                && match cutoff {
+                    Cutoff::All => true,
+                    Cutoff::From(from) => order(rec) >= from,
+                    Cutoff::None => false,
+                };
+            if !keep {
+                gates.removed(&rec.signals);
+            }
+            keep
+        });
+    }
+
+    /// Moves `other`'s operations and counts into this window (a worker left), then evicts the
+    /// oldest beyond the capacity.
+    pub(crate) fn absorb(&mut self, other: &mut Window<R>, gates: &impl OnRemoved) {
+        self.completed += std::mem::take(&mut other.completed);
+        self.failed += std::mem::take(&mut other.failed);
+        self.pinned.append(&mut other.pinned);
+        self.finished.append(&mut other.finished);
+        self.finished.make_contiguous().sort_by_key(order);
+        while self.finished.len() + self.pinned.len() > self.max {
+            match self.finished.pop_front() {
+                Some(old) => gates.removed(&old.signals),
+                None => break,
+            }
         }
     }
 
@@ -121,21 +229,6 @@ impl<R> Window<R> {
                 gates.removed(&old.signals);
             }
         }
-    }
-
-    /// Drops every expired operation wherever it sits (used before exact gate checks).
-    pub(crate) fn purge_all(&mut self, now: Instant, gates: &impl OnRemoved) {
-        if self.lifetime.is_none() {
-            return;
-        }
-        let lifetime = self.lifetime;
-        self.finished.retain(|rec| {
-            let keep = live(lifetime, rec, now);
-            if !keep {
-                gates.removed(&rec.signals);
-            }
-            keep
-        });
     }
 
     /// Every live finished operation (pinned flag alongside), in no particular order.

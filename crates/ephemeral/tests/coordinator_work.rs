@@ -991,6 +991,10 @@ async fn memory_stays_bounded_by_the_window() {
     for n in 0..200_000u64 {
         c.enqueue(n).await.unwrap();
         if n % 50_000 == 0 {
+            // Per-worker shards of at most 64 finished operations, plus the running ones.
+            assert!(c.window_len() <= 9 * 64 + 8, "window {}", c.window_len());
+            // Reads see (and trim the shards to) the newest 64.
+            assert!(c.completed().len() <= 64);
             assert!(c.window_len() <= 64 + 8, "window {}", c.window_len());
         }
     }

@@ -12,18 +12,45 @@ use crate::pattern::Pattern;
 use crate::signal::constraints;
 use crate::signal::{SignalEvent, SignalRetracted};
 use crate::time;
+use crate::window::{Finished, Window};
 use hub::Hub;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One worker's current operation. Bodies write signals here; window reads lock it briefly.
-pub(crate) struct Slot {
+/// One worker's state: its running operation (bodies write signals here) and its shard of the
+/// window (the operations it finished). One lock covers both, so a worker records an
+/// operation's end and starts its next one in a single critical section, and a reader never
+/// sees an operation in neither place. Only its worker and readers take it.
+pub(crate) struct Slot<R> {
     pub(crate) hub: Arc<Hub>,
-    running: Mutex<Running>,
+    state: Mutex<SlotState<R>>,
     /// The worker is looking for an item, running a body, or sampling after one.
     pub(crate) busy: std::sync::atomic::AtomicBool,
+}
+
+/// What a slot's lock guards.
+pub(crate) struct SlotState<R> {
+    pub(crate) running: Running,
+    /// The operations this worker finished (see `window`).
+    pub(crate) window: Window<R>,
+}
+
+/// What an [`Operation`] handle needs of its slot, without the result type.
+pub(crate) trait OpSlot: Send + Sync {
+    fn hub(&self) -> &Hub;
+    /// Runs `f` on the running operation under the slot's lock.
+    fn with_running(&self, f: &mut dyn FnMut(&mut Running));
+}
+
+impl<R: Send> OpSlot for Slot<R> {
+    fn hub(&self) -> &Hub {
+        &self.hub
+    }
+    fn with_running(&self, f: &mut dyn FnMut(&mut Running)) {
+        f(&mut self.lock().running);
+    }
 }
 
 /// The running operation of a slot (`id == None` while the worker is between items).
@@ -53,62 +80,71 @@ impl Running {
             pinned: self.pinned,
         })
     }
+
+    /// Starts `id`.
+    pub(crate) fn start(
+        &mut self,
+        id: OperationId,
+        key: Option<Arc<str>>,
+        seq: u64,
+        start: Instant,
+    ) {
+        self.id = Some(id);
+        self.key = key;
+        self.seq = seq;
+        self.start = start;
+        self.pinned = false;
+        debug_assert!(self.signals.is_empty());
+    }
+
+    /// Ends the current operation: its record, finished at `end`.
+    pub(crate) fn finish<R>(
+        &mut self,
+        end: Instant,
+        outcome: Result<R, OperationError>,
+    ) -> (Finished<R>, bool) {
+        let (error, result) = match outcome {
+            Ok(r) => (None, Some(r)),
+            Err(e) => (Some(e), None),
+        };
+        let rec = Finished {
+            id: self.id.take().unwrap_or_else(OperationId::next),
+            key: self.key.take(),
+            seq: self.seq,
+            start: self.start,
+            end,
+            error,
+            signals: std::mem::take(&mut self.signals),
+            result,
+        };
+        (rec, std::mem::replace(&mut self.pinned, false))
+    }
 }
 
-impl Slot {
-    pub(crate) fn new(hub: Arc<Hub>) -> Self {
+impl<R> Slot<R> {
+    pub(crate) fn new(hub: Arc<Hub>, max: usize, lifetime: Option<std::time::Duration>) -> Self {
         Slot {
             hub,
             busy: std::sync::atomic::AtomicBool::new(false),
-            running: Mutex::new(Running {
-                id: None,
-                key: None,
-                seq: 0,
-                start: time::now(),
-                signals: Vec::new(),
-                pinned: false,
+            state: Mutex::new(SlotState {
+                running: Running {
+                    id: None,
+                    key: None,
+                    seq: 0,
+                    start: time::now(),
+                    signals: Vec::new(),
+                    pinned: false,
+                },
+                window: Window::new(max, lifetime),
             }),
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Running> {
-        // Only our own code runs under this lock; a poisoned lock holds consistent data.
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+        // Only our own code (and drops of evicted results) runs under this lock; a poisoned
+        // lock holds consistent data.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    /// Starts `id` in this slot.
-    pub(crate) fn start(&self, id: OperationId, key: Option<Arc<str>>, seq: u64, start: Instant) {
-        let mut r = self.lock();
-        r.id = Some(id);
-        r.key = key;
-        r.seq = seq;
-        r.start = start;
-        r.pinned = false;
-        debug_assert!(r.signals.is_empty());
-    }
-
-    /// Ends the current operation, handing back what was recorded.
-    pub(crate) fn finish(&self) -> Ended {
-        let mut r = self.lock();
-        Ended {
-            id: r.id.take().unwrap_or_else(OperationId::next),
-            key: r.key.take(),
-            seq: r.seq,
-            start: r.start,
-            signals: std::mem::take(&mut r.signals),
-            pinned: std::mem::replace(&mut r.pinned, false),
-        }
-    }
-}
-
-/// What a slot hands back when its operation ends.
-pub(crate) struct Ended {
-    pub(crate) id: OperationId,
-    pub(crate) key: Option<Arc<str>>,
-    pub(crate) seq: u64,
-    pub(crate) start: Instant,
-    pub(crate) signals: Vec<SignalEvent>,
-    pub(crate) pinned: bool,
 }
 
 /// The handle a body gets for its operation: emit and retract signals, read its token.
@@ -143,13 +179,13 @@ pub(crate) struct Ended {
 /// ```
 #[derive(Clone)]
 pub struct Operation {
-    slot: Arc<Slot>,
+    slot: Arc<dyn OpSlot>,
     id: OperationId,
     key: Option<Arc<str>>,
 }
 
 impl Operation {
-    pub(crate) fn new(slot: Arc<Slot>, id: OperationId, key: Option<Arc<str>>) -> Self {
+    pub(crate) fn new(slot: Arc<dyn OpSlot>, id: OperationId, key: Option<Arc<str>>) -> Self {
         Operation { slot, id, key }
     }
 
@@ -183,7 +219,7 @@ impl Operation {
         name: Arc<str>,
         cause: Option<&crate::signal::event::Propagation>,
     ) -> bool {
-        let hub = &self.slot.hub;
+        let hub = self.slot.hub();
         let propagation = match &hub.constraints {
             Some(c) => {
                 let blocked = |p| {
@@ -209,13 +245,12 @@ impl Operation {
             time::system_now(),
             propagation,
         );
-        {
-            let mut r = self.slot.lock();
+        self.slot.with_running(&mut |r| {
             if r.id == Some(self.id) {
                 hub.gates.added(event.signal());
                 r.signals.push(event.clone());
             }
-        }
+        });
         hub.publish(&event);
         true
     }
@@ -223,21 +258,21 @@ impl Operation {
     /// Removes the first signal named exactly `signal` from this operation; answers whether
     /// one was there. Fires `on_signal_retracted` / `on_signal_retracted_async`.
     pub fn retract(&self, signal: &str) -> bool {
-        let removed = {
-            let mut r = self.slot.lock();
-            if r.id != Some(self.id) {
-                return false;
-            }
-            match r.signals.iter().position(|e| e.is(signal)) {
-                Some(pos) => {
+        let hub = self.slot.hub();
+        let mut removed = None;
+        self.slot.with_running(&mut |r| {
+            if r.id == Some(self.id) {
+                if let Some(pos) = r.signals.iter().position(|e| e.is(signal)) {
                     let e = r.signals.remove(pos);
-                    self.slot.hub.gates.removed_one(e.signal());
-                    e
+                    hub.gates.removed_one(e.signal());
+                    removed = Some(e);
                 }
-                None => return false,
             }
+        });
+        let Some(removed) = removed else {
+            return false;
         };
-        self.slot.hub.retracted(SignalRetracted::new(
+        hub.retracted(SignalRetracted::new(
             removed.signal_arc().clone(),
             self.id,
             self.key.clone(),
@@ -251,22 +286,22 @@ impl Operation {
     /// retraction event per removed signal.
     pub fn retract_matching(&self, pattern: &str) -> usize {
         let p = Pattern::new(pattern);
-        let removed: Vec<SignalEvent> = {
-            let mut r = self.slot.lock();
-            if r.id != Some(self.id) {
-                return 0;
+        let mut removed: Vec<SignalEvent> = Vec::new();
+        self.slot.with_running(&mut |r| {
+            if r.id == Some(self.id) {
+                let (gone, kept) = std::mem::take(&mut r.signals)
+                    .into_iter()
+                    .partition(|e| p.matches(e.signal()));
+                r.signals = kept;
+                removed = gone;
             }
-            let (gone, kept) = std::mem::take(&mut r.signals)
-                .into_iter()
-                .partition(|e| p.matches(e.signal()));
-            r.signals = kept;
-            gone
-        };
+        });
+        let hub = self.slot.hub();
         let pattern: Arc<str> = Arc::from(pattern);
         let now = time::system_now();
         for e in &removed {
-            self.slot.hub.gates.removed_one(e.signal());
-            self.slot.hub.retracted(SignalRetracted::new(
+            hub.gates.removed_one(e.signal());
+            hub.retracted(SignalRetracted::new(
                 e.signal_arc().clone(),
                 self.id,
                 self.key.clone(),
@@ -280,32 +315,36 @@ impl Operation {
     /// Whether this (running) operation holds a signal named exactly `signal`.
     #[must_use]
     pub fn has_signal(&self, signal: &str) -> bool {
-        let r = self.slot.lock();
-        r.id == Some(self.id) && r.signals.iter().any(|e| e.is(signal))
+        let mut found = false;
+        self.slot.with_running(&mut |r| {
+            found = r.id == Some(self.id) && r.signals.iter().any(|e| e.is(signal));
+        });
+        found
     }
 
     /// The signals this (running) operation holds, in emission order.
     #[must_use]
     pub fn signals(&self) -> Vec<SignalEvent> {
-        let r = self.slot.lock();
-        if r.id == Some(self.id) {
-            r.signals.clone()
-        } else {
-            Vec::new()
-        }
+        let mut signals = Vec::new();
+        self.slot.with_running(&mut |r| {
+            if r.id == Some(self.id) {
+                signals.clone_from(&r.signals);
+            }
+        });
+        signals
     }
 
     /// The coordinator's cancellation token: cancelled by `cancel`, `shutdown` or a parent
     /// token. Long bodies should watch it.
     #[must_use]
     pub fn token(&self) -> &CancellationToken {
-        &self.slot.hub.token
+        &self.slot.hub().token
     }
 
     /// Whether [`token`](Self::token) is cancelled.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.slot.hub.token.is_cancelled()
+        self.slot.hub().token.is_cancelled()
     }
 }
 

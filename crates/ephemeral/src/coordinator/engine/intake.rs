@@ -15,7 +15,8 @@ where
             return false;
         }
         if gates.window_maybe(kind) {
-            self.track().window.purge_all(time::now(), gates);
+            // Trimming the window to its logical content makes the count exact.
+            self.with_window(|_| ());
             if gates.window_maybe(kind) {
                 return true;
             }
@@ -24,7 +25,7 @@ where
     }
 
     pub(super) fn try_push(&self, item: T, key: I::Key) -> Result<OperationId, Refusal<T, I::Key>> {
-        if self.gate_active(GateKind::Cancel) {
+        if self.gates_on && self.gate_active(GateKind::Cancel) {
             // Closed wins over Rejected.
             return Err(if self.closed.load(SeqCst) {
                 Refusal::Closed(item)

@@ -9,10 +9,11 @@
 //! their number, so no per-item permit exists.
 //!
 //! The hot path takes no engine-wide lock. A producer checks a few atomics and pushes into the
-//! intake. A worker marks its [`Slot`] busy, pops, runs the body, then records the finished
-//! operation in the window (`track`, a lock only workers and readers take), reading the clock
-//! once per item (the end of one item is the start of the next). Bodies write their signals
-//! into their worker's slot.
+//! intake. A worker marks its [`Slot`] busy, pops, runs the body, then, in one critical section
+//! of its own slot's lock, records the finished operation in its shard of the window and
+//! starts the next one, reading the clock once per item (the end of one item is the start of
+//! the next). Bodies write their signals into their worker's slot. Readers merge the shards
+//! (see `window`).
 //!
 //! # Wake discipline
 //!
@@ -44,7 +45,7 @@ use crate::options::{Options, SampleHandler};
 use crate::signal::reactive::GateKind;
 use crate::signal::SignalEvent;
 use crate::time;
-use crate::window::{Finished, Window};
+use crate::window::{self, Window};
 use crate::BoxError;
 use futures_util::FutureExt;
 use std::future::Future;
@@ -62,15 +63,15 @@ mod intake;
 mod reads;
 mod worker;
 
-type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, Arc<Slot>) + Send + Sync>;
+type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, Arc<Slot<R>>) + Send + Sync>;
 
 pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) intake: I,
-    /// The finished-operation window and outcome counters: taken by workers finishing items
-    /// and by readers. Lock order: `track` before `ctl`.
+    /// Serialises readers and holds what workers that left had finished. Never taken on the
+    /// hot path. Lock order: `track`, then `ctl`, then slots in list order.
     track: Mutex<Track<R>>,
     /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
-    ctl: Mutex<Ctl>,
+    ctl: Mutex<Ctl<R>>,
     pub(crate) hub: Arc<Hub>,
 
     closed: AtomicBool,
@@ -97,6 +98,11 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     drained: Notify,
 
     capacity: usize,
+    /// The window's capacity and lifetime (each worker's shard gets them).
+    window_max: usize,
+    window_lifetime: Option<Duration>,
+    /// Whether any cancel-on / defer-on pattern is configured (else no gate is ever checked).
+    gates_on: bool,
     dynamic: bool,
     fair: bool,
     on_sample: Option<SampleHandler>,
@@ -114,8 +120,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) closed_token: CancellationToken,
 }
 
-struct Ctl {
-    slots: Vec<Arc<Slot>>,
+struct Ctl<R> {
+    slots: Vec<Arc<Slot<R>>>,
 }
 
 /// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
@@ -143,16 +149,9 @@ struct Parking {
     waking: AtomicBool,
 }
 
-/// What finished operations left behind.
+/// What finished operations of workers that left are kept in.
 struct Track<R> {
-    window: Window<R>,
-    completed: u64,
-    failed: u64,
-}
-
-/// What an item of a worker came to.
-struct Done<R> {
-    outcome: Result<R, OperationError>,
+    retired: Window<R>,
 }
 
 enum Next<T, K> {
@@ -226,13 +225,14 @@ where
         let shared = Arc::new_cyclic(|me| Shared {
             intake: make_intake(&options),
             track: Mutex::new(Track {
-                window: Window::new(
+                retired: Window::new(
                     options.max_tracked_operations,
                     options.max_operation_lifetime,
                 ),
-                completed: 0,
-                failed: 0,
             }),
+            window_max: options.max_tracked_operations,
+            window_lifetime: options.max_operation_lifetime,
+            gates_on: hub.gates.any(),
             ctl: Mutex::new(Ctl { slots: Vec::new() }),
             hub,
             closed: AtomicBool::new(false),
@@ -296,7 +296,7 @@ where
         self.track.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ctl(&self) -> MutexGuard<'_, Ctl> {
+    fn ctl(&self) -> MutexGuard<'_, Ctl<R>> {
         // Same reasoning as `track`.
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }

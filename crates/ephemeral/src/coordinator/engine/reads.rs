@@ -1,5 +1,7 @@
 //! Reads: counters, snapshots, signal visits, pinning.
 use super::*;
+use crate::operation::SlotState;
+use crate::window::Finished;
 
 impl<T, I, R> Shared<T, I, R>
 where
@@ -8,13 +10,23 @@ where
     R: Send + 'static,
 {
     pub(crate) fn stats(&self) -> Stats {
-        let track = self.track();
+        let (completed, failed) = {
+            let track = self.track();
+            let ctl = self.ctl();
+            ctl.slots.iter().fold(
+                (track.retired.completed, track.retired.failed),
+                |(c, f), slot| {
+                    let st = slot.lock();
+                    (c + st.window.completed, f + st.window.failed)
+                },
+            )
+        };
         Stats {
             pending: self.intake.len(),
             active: self.active_now(),
             enqueued: self.producer.enqueued.load(SeqCst),
-            completed: track.completed,
-            failed: track.failed,
+            completed,
+            failed,
             cancelled: self.cancelled_items.load(SeqCst),
             max_concurrency: self.limit.load(SeqCst),
             paused: self.paused.load(SeqCst),
@@ -23,6 +35,30 @@ where
             signal_handler_drops: self.hub.handler_drops(),
             signal_handler_failures: self.hub.handler_failures(),
         }
+    }
+
+    /// Locks the whole window (every worker's slot and the retired shard), trims it to its
+    /// logical content (see `window`), and hands it to `f`.
+    pub(super) fn with_window<X>(&self, f: impl FnOnce(&mut WindowView<'_, '_, R>) -> X) -> X {
+        let now = time::now();
+        let mut track = self.track();
+        let ctl = self.ctl();
+        let mut slots: Vec<MutexGuard<'_, SlotState<R>>> =
+            ctl.slots.iter().map(|s| s.lock()).collect();
+        window::trim(
+            slots
+                .iter_mut()
+                .map(|st| &mut st.window)
+                .chain(std::iter::once(&mut track.retired)),
+            self.window_max,
+            now,
+            &self.hub.gates,
+        );
+        f(&mut WindowView {
+            slots: &mut slots,
+            retired: &mut track.retired,
+            now,
+        })
     }
 
     /// Snapshots of the window (running and finished) that pass `keep`, in start order.
@@ -47,24 +83,20 @@ where
         mut running: impl FnMut(OperationSnapshot) -> Option<X>,
         mut finished: impl FnMut(&Finished<R>, bool) -> Option<X>,
     ) -> Vec<X> {
-        let now = time::now();
-        let mut out = Vec::new();
-        {
-            let track = self.track();
-            let ctl = self.ctl();
-            for slot in &ctl.slots {
-                let r = slot.lock();
-                if let Some(x) = r.snapshot().and_then(&mut running) {
-                    out.push((r.seq, x));
+        let mut out = self.with_window(|view| {
+            let mut out = Vec::new();
+            for st in view.slots.iter() {
+                if let Some(x) = st.running.snapshot().and_then(&mut running) {
+                    out.push((st.running.seq, x));
                 }
             }
-            drop(ctl);
-            for (rec, pinned) in track.window.iter_live(now) {
+            for (rec, pinned) in view.finished() {
                 if let Some(x) = finished(rec, pinned) {
                     out.push((rec.seq, x));
                 }
             }
-        }
+            out
+        });
         out.sort_unstable_by_key(|(seq, _)| *seq);
         out.into_iter().map(|(_, x)| x).collect()
     }
@@ -79,69 +111,74 @@ where
 
     /// Visits every live window signal, operations in start order.
     pub(crate) fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
-        let now = time::now();
-        let track = self.track();
-        let ctl = self.ctl();
-        let guards: Vec<_> = ctl.slots.iter().map(|s| s.lock()).collect();
-        let mut ops: Vec<(u64, &[SignalEvent])> = guards
-            .iter()
-            .filter(|r| r.id.is_some())
-            .map(|r| (r.seq, r.signals.as_slice()))
-            .chain(
-                track
-                    .window
-                    .iter_live(now)
-                    .map(|(rec, _)| (rec.seq, rec.signals.as_slice())),
-            )
-            .filter(|(_, s)| !s.is_empty())
-            .collect();
-        ops.sort_unstable_by_key(|(seq, _)| *seq);
-        for (_, signals) in ops {
-            for e in signals {
-                if visit(e).is_break() {
-                    return;
+        self.with_window(|view| {
+            let mut ops: Vec<(u64, &[SignalEvent])> = view
+                .slots
+                .iter()
+                .filter(|st| st.running.id.is_some())
+                .map(|st| (st.running.seq, st.running.signals.as_slice()))
+                .chain(
+                    view.finished()
+                        .map(|(rec, _)| (rec.seq, rec.signals.as_slice())),
+                )
+                .filter(|(_, s)| !s.is_empty())
+                .collect();
+            ops.sort_unstable_by_key(|(seq, _)| *seq);
+            for (_, signals) in ops {
+                for e in signals {
+                    if visit(e).is_break() {
+                        return;
+                    }
                 }
             }
-        }
+        });
     }
 
     pub(crate) fn pin(&self, id: OperationId) -> bool {
-        let mut track = self.track();
-        let ctl = self.ctl();
-        for slot in &ctl.slots {
-            let mut r = slot.lock();
-            if r.id == Some(id) {
-                r.pinned = true;
-                return true;
+        self.with_window(|view| {
+            let now = view.now;
+            for st in view.slots.iter_mut() {
+                if st.running.id == Some(id) {
+                    st.running.pinned = true;
+                    return true;
+                }
             }
-        }
-        drop(ctl);
-        track.window.pin(id, time::now())
+            view.shards().any(|w| w.pin(id, now))
+        })
     }
 
     pub(crate) fn unpin(&self, id: OperationId) -> bool {
-        let mut track = self.track();
-        let ctl = self.ctl();
-        for slot in &ctl.slots {
-            let mut r = slot.lock();
-            if r.id == Some(id) {
-                let was = r.pinned;
-                r.pinned = false;
-                return was;
+        let gates = &self.hub.gates;
+        self.with_window(|view| {
+            let now = view.now;
+            for st in view.slots.iter_mut() {
+                if st.running.id == Some(id) {
+                    return std::mem::replace(&mut st.running.pinned, false);
+                }
             }
-        }
-        drop(ctl);
-        track.window.unpin(id, time::now(), &self.hub.gates)
+            view.shards().any(|w| w.unpin(id, now, gates))
+        })
     }
 
     pub(crate) fn evict(&self, id: OperationId) -> bool {
-        self.track().window.evict(id, &self.hub.gates)
+        let gates = &self.hub.gates;
+        self.with_window(|view| view.shards().any(|w| w.evict(id, gates)))
     }
 
+    /// Records held right now (running and finished, including some that already left the
+    /// logical window and wait for the next read to be dropped).
     pub(crate) fn window_held(&self) -> usize {
         let track = self.track();
         let ctl = self.ctl();
-        track.window.held() + ctl.slots.iter().filter(|s| s.lock().id.is_some()).count()
+        track.retired.held()
+            + ctl
+                .slots
+                .iter()
+                .map(|s| {
+                    let st = s.lock();
+                    st.window.held() + usize::from(st.running.id.is_some())
+                })
+                .sum::<usize>()
     }
 
     pub(crate) fn is_paused(&self) -> bool {
@@ -182,5 +219,31 @@ where
             }
             shared.complete();
         });
+    }
+}
+
+/// The whole window, locked and trimmed: every worker's slot, and the retired shard.
+pub(super) struct WindowView<'v, 'g, R> {
+    slots: &'v mut [MutexGuard<'g, SlotState<R>>],
+    retired: &'v mut Window<R>,
+    now: Instant,
+}
+
+impl<'v, 'g, R> WindowView<'v, 'g, R> {
+    /// Every shard of finished operations.
+    fn shards<'s>(&'s mut self) -> impl Iterator<Item = &'s mut Window<R>> + use<'s, 'v, 'g, R> {
+        self.slots
+            .iter_mut()
+            .map(|st| &mut st.window)
+            .chain(std::iter::once(&mut *self.retired))
+    }
+
+    /// Every live finished operation with its pinned flag, in no particular order.
+    fn finished(&self) -> impl Iterator<Item = (&Finished<R>, bool)> + '_ {
+        let now = self.now;
+        self.slots
+            .iter()
+            .flat_map(move |st| st.window.iter_live(now))
+            .chain(self.retired.iter_live(now))
     }
 }

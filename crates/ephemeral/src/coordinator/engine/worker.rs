@@ -34,7 +34,11 @@ where
         }
         let mut ctl = self.ctl();
         if self.workers.load(SeqCst) < self.limit.load(SeqCst) && !self.cancelled.load(SeqCst) {
-            let slot = Arc::new(Slot::new(self.hub.clone()));
+            let slot = Arc::new(Slot::new(
+                self.hub.clone(),
+                self.window_max,
+                self.window_lifetime,
+            ));
             ctl.slots.push(slot.clone());
             self.workers.fetch_add(1, SeqCst);
             drop(ctl);
@@ -96,20 +100,28 @@ where
 
     /// Takes the next item, or says to park or exit.
     ///
-    /// `release` is the key of the worker's previous item: it is released together with the
-    /// pop (one critical section for keyed coordinators), or on its own on the other paths.
+    /// `done` is what the worker's previous item came to, not yet recorded: it is recorded
+    /// together with the start of the next item (one critical section of the slot's lock), or
+    /// on its own on the other paths. `release` is the previous item's key: it is released
+    /// together with the pop (one critical section for keyed coordinators), or on its own on
+    /// the other paths.
     pub(super) fn next(
         &self,
-        slot: &Arc<Slot>,
+        slot: &Arc<Slot<R>>,
         release: Option<Released<I::Key>>,
+        done: Option<Result<R, OperationError>>,
         now: Instant,
         cancel_gate: bool,
         overrun: bool,
     ) -> Next<T, I::Key> {
         let mut release = release;
-        // Leaving without popping: release the previous key, then stop counting as busy (in
-        // that order, so a drain never sees a key still held).
-        let release_now = |release: &mut Option<Released<I::Key>>| {
+        let mut done = done;
+        // Leaving without popping: record the previous item, release its key, then stop
+        // counting as busy (in that order, so a drain never sees a key still held or an
+        // operation not yet counted).
+        let leave = |release: &mut Option<Released<I::Key>>,
+                     done: &mut Option<Result<R, OperationError>>| {
+            self.settle_slot(slot, done.take(), None, now);
             if let Some(r) = release.take() {
                 self.intake.release(r);
             }
@@ -117,23 +129,28 @@ where
         };
         loop {
             if self.cancelled.load(SeqCst) {
-                release_now(&mut release);
+                leave(&mut release, &mut done);
                 return Next::Exit;
             }
-            if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.try_exit_for_shrink(slot)
-            {
-                release_now(&mut release);
-                return Next::Exit;
+            if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.must_shrink() {
+                leave(&mut release, &mut done);
+                if self.try_exit_for_shrink(slot) {
+                    return Next::Exit;
+                }
+                continue;
             }
             if self.paused.load(SeqCst) {
-                release_now(&mut release);
+                leave(&mut release, &mut done);
                 return self.park_or_exit();
             }
             // Busy before popping: a drain check that finds the intake empty then sees us.
             // No per-item permit is needed: each worker runs one body at a time, and there are
             // never more workers than the limit that was in force when they started.
-            slot.busy.store(true, SeqCst);
+            if !slot.busy.load(SeqCst) {
+                slot.busy.store(true, SeqCst);
+            }
             let Some(mut job) = self.intake.pop(release.take()) else {
+                self.settle_slot(slot, done.take(), None, now);
                 slot.busy.store(false, SeqCst);
                 self.check_drained();
                 return self.park_or_exit();
@@ -141,6 +158,7 @@ where
             self.room_made();
             if cancel_gate {
                 // A cancel-on signal is present: queued items are not started.
+                self.settle_slot(slot, done.take(), None, now);
                 self.cancelled_items.fetch_add(1, SeqCst);
                 let Job { item, key, .. } = job;
                 self.intake.release(Released { key, label: None });
@@ -153,9 +171,32 @@ where
             if job.label.is_none() {
                 job.label = self.intake.label_of(&job.key);
             }
-            slot.start(job.id, job.label.clone(), job.seq, now);
+            self.settle_slot(slot, done.take(), Some(&job), now);
             let woke = self.wake_one();
             return Next::Run(job, woke);
+        }
+    }
+
+    /// Records the slot's finished operation (if `done`) and starts `job` (if any), in one
+    /// critical section, so readers always find the operation running or finished.
+    pub(super) fn settle_slot(
+        &self,
+        slot: &Slot<R>,
+        done: Option<Result<R, OperationError>>,
+        job: Option<&Job<T, I::Key>>,
+        now: Instant,
+    ) {
+        if done.is_none() && job.is_none() {
+            return;
+        }
+        let mut guard = slot.lock();
+        let st = &mut *guard;
+        if let Some(outcome) = done {
+            let (rec, pinned) = st.running.finish(now, outcome);
+            st.window.record(rec, pinned, now, &self.hub.gates);
+        }
+        if let Some(job) = job {
+            st.running.start(job.id, job.label.clone(), job.seq, now);
         }
     }
 
@@ -171,67 +212,50 @@ where
         }
     }
 
-    /// Leaves if there are more workers than the limit; answers whether this worker left.
-    pub(super) fn try_exit_for_shrink(&self, slot: &Arc<Slot>) -> bool {
+    /// Whether there are more workers than the limit (checked again under the lock by
+    /// [`try_exit_for_shrink`](Self::try_exit_for_shrink)).
+    fn must_shrink(&self) -> bool {
+        self.workers.load(SeqCst) > self.limit.load(SeqCst)
+    }
+
+    /// Leaves if there are more workers than the limit; answers whether this worker left. Its
+    /// finished operations move to the window of retired workers.
+    pub(super) fn try_exit_for_shrink(&self, slot: &Arc<Slot<R>>) -> bool {
+        let mut track = self.track();
         let mut ctl = self.ctl();
         if self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
             return false;
         }
         self.workers.fetch_sub(1, SeqCst);
         ctl.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        track
+            .retired
+            .absorb(&mut slot.lock().window, &self.hub.gates);
         true
     }
 
     /// Unregisters an exiting worker (shrink exits already did).
-    pub(super) fn exit(&self, slot: &Arc<Slot>) {
+    pub(super) fn exit(&self, slot: &Arc<Slot<R>>) {
+        let mut track = self.track();
         let mut ctl = self.ctl();
         if let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
             ctl.slots.swap_remove(pos);
             self.workers.fetch_sub(1, SeqCst);
+            track
+                .retired
+                .absorb(&mut slot.lock().window, &self.hub.gates);
         }
         drop(ctl);
+        drop(track);
         // Someone else may have to take over (a shrink exit while items are ready).
         self.wake_one();
         self.check_drained();
     }
 
-    /// Moves a finished operation from its slot into the window, counts it and frees its run
-    /// slot.
-    pub(super) fn finish(&self, slot: &Slot, done: Done<R>, now: Instant) {
-        let ended = slot.finish();
-        {
-            let mut track = self.track();
-            let (error, result) = match done.outcome {
-                Ok(r) => {
-                    track.completed += 1;
-                    (None, Some(r))
-                }
-                Err(e) => {
-                    track.failed += 1;
-                    (Some(e), None)
-                }
-            };
-            track.window.push(
-                Finished {
-                    id: ended.id,
-                    key: ended.key,
-                    seq: ended.seq,
-                    start: ended.start,
-                    end: now,
-                    error,
-                    signals: ended.signals,
-                    result,
-                },
-                ended.pinned,
-                now,
-                &self.hub.gates,
-            );
-        }
-    }
-
     /// Calls `on_sample` for an operation that just finished (the worker stays busy, so drain
     /// waits for it).
     pub(super) fn sample(&self, sampler: &SampleHandler) {
+        // The worker is busy, so a drain waits for the sampler.
         let snapshot = self.snapshot_where(|_| true);
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sampler(&snapshot)));
     }
@@ -266,7 +290,7 @@ where
 /// One worker: runs items one after another until the coordinator no longer needs it.
 pub(super) async fn worker<T, I, R, F, Fut, E>(
     shared: Arc<Shared<T, I, R>>,
-    slot: Arc<Slot>,
+    slot: Arc<Slot<R>>,
     body: Arc<F>,
 ) where
     T: Send + 'static,
@@ -282,14 +306,20 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
     let mut now = time::now();
     // The key of the previous item, released with the next pop.
     let mut release: Option<Released<I::Key>> = None;
+    // What the previous item came to, recorded with the next start.
+    let mut done: Option<Result<R, OperationError>> = None;
     loop {
         if std::mem::take(&mut woken) {
             shared.parking.waking.store(false, SeqCst);
         }
         let mut overrun = false;
-        if shared.hub.gates.configured(GateKind::Defer) && shared.gate_active(GateKind::Defer) {
+        if shared.gates_on
+            && shared.hub.gates.configured(GateKind::Defer)
+            && shared.gate_active(GateKind::Defer)
+        {
             if defer_attempts < shared.max_defer_attempts && shared.intake.has_ready() {
                 defer_attempts += 1;
+                shared.settle_slot(&slot, done.take(), None, now);
                 if let Some(r) = release.take() {
                     shared.intake.release(r);
                 }
@@ -304,8 +334,15 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
             }
             overrun = defer_attempts >= shared.max_defer_attempts;
         }
-        let cancel_gate = shared.gate_active(GateKind::Cancel);
-        match shared.next(&slot, release.take(), now, cancel_gate, overrun) {
+        let cancel_gate = shared.gates_on && shared.gate_active(GateKind::Cancel);
+        match shared.next(
+            &slot,
+            release.take(),
+            done.take(),
+            now,
+            cancel_gate,
+            overrun,
+        ) {
             Next::Run(job, woke) => {
                 defer_attempts = 0;
                 if woke && shared.multi_thread {
@@ -323,19 +360,23 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     .await;
                 let outcome = settle(&shared, caught);
                 now = time::now();
-                shared.finish(&slot, Done { outcome }, now);
                 release = Some(Released {
                     key: job.key,
                     label: job.label,
                 });
                 if let Some(sampler) = &shared.on_sample {
+                    // The sampler sees this operation finished.
+                    shared.settle_slot(&slot, Some(outcome), None, now);
                     shared.sample(sampler);
                     now = time::now();
+                } else {
+                    done = Some(outcome);
                 }
-                // Still busy: the key is released, and `busy` cleared, by the next pop.
-                // Bodies that never wait would let this loop hold its thread for as long as
-                // items come; spending tokio's cooperative budget makes the worker yield now
-                // and then, so other tasks (the producers among them) get their turn.
+                // Still busy: the operation is recorded, the key released and `busy` cleared
+                // by the next pop. Bodies that never wait would let this loop hold its thread
+                // for as long as items come; spending tokio's cooperative budget makes the
+                // worker yield now and then, so other tasks (the producers among them) get
+                // their turn.
                 tokio::task::consume_budget().await;
             }
             Next::Park => {
