@@ -8,6 +8,18 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
+/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// One pending item.
 pub(crate) struct Job<T, K> {
     pub(crate) item: T,
@@ -67,33 +79,39 @@ const RING_MAX: usize = 1 << 16;
 /// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
 /// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
 /// queue plus a pending counter for very large ones.
-pub(crate) enum Fifo<T> {
-    Ring {
-        queue: ArrayQueue<Job<T, ()>>,
-        seq: AtomicU64,
-    },
+///
+/// Layout matters here: the start-order stamp is written by producers only and the segmented
+/// counter by both sides, so each sits on lines of its own, away from the read-only variant tag
+/// and queue fields every pop reads.
+pub(crate) struct Fifo<T> {
+    queue: FifoQueue<T>,
+    /// Start-order stamps, taken by producers.
+    seq: Padded<AtomicU64>,
+}
+
+enum FifoQueue<T> {
+    Ring(ArrayQueue<Job<T, ()>>),
     Segmented {
         queue: SegQueue<Job<T, ()>>,
         /// Reserved before a push, released after a pop: never above the capacity.
-        len: AtomicUsize,
-        seq: AtomicU64,
+        len: Padded<AtomicUsize>,
     },
 }
 
 impl<T> Fifo<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        if capacity <= RING_MAX {
-            Fifo::Ring {
-                queue: ArrayQueue::new(capacity),
-                seq: AtomicU64::new(0),
-            }
+        let queue = if capacity <= RING_MAX {
+            FifoQueue::Ring(ArrayQueue::new(capacity))
         } else {
-            Fifo::Segmented {
+            FifoQueue::Segmented {
                 queue: SegQueue::new(),
-                len: AtomicUsize::new(0),
-                seq: AtomicU64::new(0),
+                len: Padded(AtomicUsize::new(0)),
             }
+        };
+        Fifo {
+            queue,
+            seq: Padded(AtomicU64::new(0)),
         }
     }
 
@@ -114,15 +132,15 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Key = ();
 
     fn len(&self) -> usize {
-        match self {
-            Fifo::Ring { queue, .. } => queue.len(),
-            Fifo::Segmented { len, .. } => len.load(Ordering::SeqCst),
+        match &self.queue {
+            FifoQueue::Ring(queue) => queue.len(),
+            FifoQueue::Segmented { len, .. } => len.load(Ordering::SeqCst),
         }
     }
     fn has_ready(&self) -> bool {
-        match self {
-            Fifo::Ring { queue, .. } => !queue.is_empty(),
-            Fifo::Segmented { queue, .. } => !queue.is_empty(),
+        match &self.queue {
+            FifoQueue::Ring(queue) => !queue.is_empty(),
+            FifoQueue::Segmented { queue, .. } => !queue.is_empty(),
         }
     }
     fn try_push(
@@ -132,18 +150,18 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         capacity: usize,
         _fair: bool,
     ) -> Result<OperationId, Refused<T, ()>> {
-        match self {
-            Fifo::Ring { queue, seq } => {
+        match &self.queue {
+            FifoQueue::Ring(queue) => {
                 // The ring was built with exactly `capacity` slots.
                 debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::job(item, seq);
+                let job = Self::job(item, &self.seq);
                 let id = job.id;
                 queue
                     .push(job)
                     .map(|()| id)
                     .map_err(|job| Refused::Full(job.item, ()))
             }
-            Fifo::Segmented { queue, len, seq } => {
+            FifoQueue::Segmented { queue, len } => {
                 if len
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                         (n < capacity).then_some(n + 1)
@@ -152,7 +170,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
                 {
                     return Err(Refused::Full(item, ()));
                 }
-                let job = Self::job(item, seq);
+                let job = Self::job(item, &self.seq);
                 let id = job.id;
                 queue.push(job);
                 Ok(id)
@@ -160,9 +178,9 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         }
     }
     fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
-        match self {
-            Fifo::Ring { queue, .. } => queue.pop(),
-            Fifo::Segmented { queue, len, .. } => {
+        match &self.queue {
+            FifoQueue::Ring(queue) => queue.pop(),
+            FifoQueue::Segmented { queue, len } => {
                 let job = queue.pop()?;
                 len.fetch_sub(1, Ordering::SeqCst);
                 Some(job)

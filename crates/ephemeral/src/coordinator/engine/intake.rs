@@ -82,15 +82,15 @@ where
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.space_waiters.fetch_add(1, SeqCst);
+            self.room.waiters.fetch_add(1, SeqCst);
             // The next pop signals again (one notification per wait, not one per pop).
-            self.space_signalled.store(false, SeqCst);
+            self.room.signalled.store(false, SeqCst);
             let attempt = self.try_push(item, key);
             match attempt {
                 Ok(id) => {
-                    self.space_waiters.fetch_sub(1, SeqCst);
+                    self.room.waiters.fetch_sub(1, SeqCst);
                     // Pass the signal on: another producer may wait for room that is left.
-                    if self.space_waiters.load(SeqCst) > 0 && self.intake.len() < self.capacity {
+                    if self.room.waiters.load(SeqCst) > 0 && self.intake.len() < self.capacity {
                         self.space.notify_one();
                     }
                     return Ok(id);
@@ -100,12 +100,12 @@ where
                     key = k;
                     // Cancel safety: the guard withdraws our registration if this future is
                     // dropped while waiting.
-                    let guard = WaiterGuard(&self.space_waiters);
+                    let guard = WaiterGuard(&self.room.waiters);
                     notified.await;
                     drop(guard);
                 }
                 Err(refusal) => {
-                    self.space_waiters.fetch_sub(1, SeqCst);
+                    self.room.waiters.fetch_sub(1, SeqCst);
                     return Err(match refusal {
                         Refusal::Closed(t) => EnqueueError::Closed(t),
                         Refusal::Rejected(t) => EnqueueError::Rejected(t),

@@ -36,7 +36,7 @@
 //! * After a drain, `enqueued == completed + failed + cancelled`.
 
 use super::error::{EnqueueError, TryEnqueueError};
-use super::scheduler::{Intake, Job, Refused, Released};
+use super::scheduler::{Intake, Job, Padded, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
 use crate::operation::hub::Hub;
@@ -79,9 +79,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     paused: AtomicBool,
     limit: AtomicUsize,
     workers: AtomicUsize,
-    space_waiters: AtomicUsize,
-    /// A pop already notified the waiting producers since the last one registered.
-    space_signalled: AtomicBool,
+    /// Producers waiting for queue room: written when a producer waits, so on lines of its own.
+    room: Padded<Room>,
     wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
@@ -124,22 +123,17 @@ struct Ctl<R> {
     slots: Vec<Arc<Slot<R>>>,
 }
 
-/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
-/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
-#[repr(align(128))]
-struct Padded<T>(T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 struct ProducerCounters {
     /// Producers inside a push (so a drain never misses an item landing after `complete`).
     pushing: AtomicUsize,
     enqueued: AtomicU64,
+}
+
+struct Room {
+    /// `enqueue` calls waiting for room.
+    waiters: AtomicUsize,
+    /// A pop already notified the waiting producers since the last one registered.
+    signalled: AtomicBool,
 }
 
 struct Parking {
@@ -240,8 +234,10 @@ where
             paused: AtomicBool::new(false),
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
-            space_waiters: AtomicUsize::new(0),
-            space_signalled: AtomicBool::new(false),
+            room: Padded(Room {
+                waiters: AtomicUsize::new(0),
+                signalled: AtomicBool::new(false),
+            }),
             wake_all_gen: AtomicU64::new(0),
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),

@@ -93,7 +93,7 @@ where
 
     /// Lets a waiting `enqueue` retry after room was made.
     pub(super) fn room_made(&self) {
-        if self.space_waiters.load(SeqCst) > 0 && !self.space_signalled.swap(true, SeqCst) {
+        if self.room.waiters.load(SeqCst) > 0 && !self.room.signalled.swap(true, SeqCst) {
             self.space.notify_one();
         }
     }
