@@ -78,6 +78,19 @@ where
             Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
             Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
         };
+        // The queue is full. Give the runtime's other tasks (our workers among them) a turn
+        // first: they usually make room in bursts, so the producer then refills in a burst
+        // instead of waiting (and being woken) once per freed slot.
+        for _ in 0..YIELDS_BEFORE_WAITING {
+            tokio::task::yield_now().await;
+            match self.try_push(item, key) {
+                Ok(id) => return Ok(id),
+                Err(Refusal::Full(i, k)) => (item, key) = (i, k),
+                Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
+                Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
+                Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
+            }
+        }
         loop {
             let notified = self.space.notified();
             tokio::pin!(notified);
@@ -117,6 +130,10 @@ where
         }
     }
 }
+
+/// How often a producer facing a full queue yields to the runtime before it waits to be told
+/// of room.
+const YIELDS_BEFORE_WAITING: usize = 1;
 
 /// Withdraws an `enqueue` waiter's registration however its wait ends.
 pub(super) struct WaiterGuard<'a>(&'a AtomicUsize);

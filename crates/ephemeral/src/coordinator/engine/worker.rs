@@ -93,7 +93,10 @@ where
 
     /// Lets a waiting `enqueue` retry after room was made.
     pub(super) fn room_made(&self) {
-        if self.room.waiters.load(SeqCst) > 0 && !self.room.signalled.swap(true, SeqCst) {
+        if self.room.waiters.load(SeqCst) > 0
+            && !self.room.signalled.load(SeqCst)
+            && !self.room.signalled.swap(true, SeqCst)
+        {
             self.space.notify_one();
         }
     }
