@@ -33,6 +33,14 @@ const KEYS: u64 = 10_000;
 type Io = std::io::Error;
 
 fn runtime() -> Runtime {
+    // `EPHEMERAL_BENCH_THREADS=1`: a current-thread runtime instead, to separate the cost of
+    // the work itself from the cost of handing it across cores.
+    if std::env::var("EPHEMERAL_BENCH_THREADS").as_deref() == Ok("1") {
+        return tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+    }
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

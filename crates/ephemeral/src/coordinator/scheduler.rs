@@ -89,10 +89,30 @@ pub(crate) struct Fifo<T> {
     seq: Padded<AtomicU64>,
 }
 
+/// A pending item of a FIFO intake: no key and no label, so ring slots stay small (two to a
+/// cache line for word-sized items).
+struct Entry<T> {
+    item: T,
+    id: OperationId,
+    seq: u64,
+}
+
+impl<T> Entry<T> {
+    fn into_job(self) -> Job<T, ()> {
+        Job {
+            item: self.item,
+            id: self.id,
+            key: (),
+            label: None,
+            seq: self.seq,
+        }
+    }
+}
+
 enum FifoQueue<T> {
-    Ring(ArrayQueue<Job<T, ()>>),
+    Ring(ArrayQueue<Entry<T>>),
     Segmented {
-        queue: SegQueue<Job<T, ()>>,
+        queue: SegQueue<Entry<T>>,
         /// Reserved before a push, released after a pop: never above the capacity.
         len: Padded<AtomicUsize>,
     },
@@ -115,14 +135,12 @@ impl<T> Fifo<T> {
         }
     }
 
-    fn job(item: T, seq: &AtomicU64) -> Job<T, ()> {
+    fn entry(item: T, seq: &AtomicU64) -> Entry<T> {
         // Producers are ordered by the queue itself; the stamp only has to grow with it, and a
         // single producer (the common case) owns this cache line.
-        Job {
+        Entry {
             item,
             id: OperationId::next(),
-            key: (),
-            label: None,
             seq: seq.fetch_add(1, Ordering::Relaxed),
         }
     }
@@ -154,7 +172,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
             FifoQueue::Ring(queue) => {
                 // The ring was built with exactly `capacity` slots.
                 debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::job(item, &self.seq);
+                let job = Self::entry(item, &self.seq);
                 let id = job.id;
                 queue
                     .push(job)
@@ -170,7 +188,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
                 {
                     return Err(Refused::Full(item, ()));
                 }
-                let job = Self::job(item, &self.seq);
+                let job = Self::entry(item, &self.seq);
                 let id = job.id;
                 queue.push(job);
                 Ok(id)
@@ -179,11 +197,11 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     }
     fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
         match &self.queue {
-            FifoQueue::Ring(queue) => queue.pop(),
+            FifoQueue::Ring(queue) => queue.pop().map(Entry::into_job),
             FifoQueue::Segmented { queue, len } => {
-                let job = queue.pop()?;
+                let entry = queue.pop()?;
                 len.fetch_sub(1, Ordering::SeqCst);
-                Some(job)
+                Some(entry.into_job())
             }
         }
     }

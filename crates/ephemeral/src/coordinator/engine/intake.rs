@@ -33,20 +33,22 @@ where
                 Refusal::Rejected(item)
             });
         }
-        self.producer.pushing.fetch_add(1, SeqCst);
+        // Counted before `closed` is read, and taken back if refused: a drain that saw the
+        // coordinator closed either counts this item or makes us see `closed` (see
+        // `is_drained_now`). One atomic write per accepted item.
+        self.producer.enqueued.fetch_add(1, SeqCst);
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
             match self.intake.try_push(item, key, self.capacity, self.fair) {
-                Ok(id) => {
-                    self.producer.enqueued.fetch_add(1, SeqCst);
-                    Ok(id)
-                }
+                Ok(id) => Ok(id),
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
             }
         };
-        self.producer.pushing.fetch_sub(1, SeqCst);
+        if outcome.is_err() {
+            self.producer.enqueued.fetch_sub(1, SeqCst);
+        }
         if outcome.is_ok() {
             self.wake_one();
         }

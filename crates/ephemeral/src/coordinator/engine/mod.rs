@@ -27,8 +27,9 @@
 //! * Running bodies never exceed the number of workers, which never exceeds the limit in force
 //!   when the newest of them was spawned; after a shrink, workers above the limit leave before
 //!   taking another item.
-//! * A worker marks itself busy *before* popping, and a producer counts itself in `pushing`
-//!   around its push, so "closed, `pushing == 0`, intake empty, no busy slot" is exactly
+//! * A worker marks itself busy *before* popping, and a producer counts its item in
+//!   `enqueued` before it reads `closed` (taking it back if refused), so "closed, intake
+//!   empty, no busy slot, every counted item finished or cancelled" is exactly
 //!   drained. Every party that moves one of these towards zero re-checks and notifies.
 //! * Parking: a worker registers its `Notified`, then counts itself `idle`, then re-checks for
 //!   work (all sequentially consistent), so a producer either sees it idle or it sees the item.
@@ -124,8 +125,6 @@ struct Ctl<R> {
 }
 
 struct ProducerCounters {
-    /// Producers inside a push (so a drain never misses an item landing after `complete`).
-    pushing: AtomicUsize,
     enqueued: AtomicU64,
 }
 
@@ -242,7 +241,6 @@ where
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),
             producer: Padded(ProducerCounters {
-                pushing: AtomicUsize::new(0),
                 enqueued: AtomicU64::new(0),
             }),
             parking: Padded(Parking {

@@ -67,11 +67,30 @@ where
         self.work.notify_waiters();
     }
 
+    /// Closed, nothing pending, no worker busy, and every accepted item finished or
+    /// cancelled.
+    ///
+    /// Why no item in flight is missed: a producer counts an item in `enqueued` *before* it
+    /// reads `closed`. We read `closed` first and `enqueued` after it, so a producer counting
+    /// later sees `closed` and refuses its item; every item counted in what we read is
+    /// accepted (or about to be taken back), and it is finished only if a worker recorded it
+    /// (under the slot lock we read the counts under) or cancelled it.
     pub(super) fn is_drained_now(&self) -> bool {
-        self.closed.load(SeqCst)
-            && self.producer.pushing.load(SeqCst) == 0
-            && self.intake.len() == 0
-            && self.active_now() == 0
+        if !self.closed.load(SeqCst) || self.intake.len() != 0 {
+            return false;
+        }
+        let enqueued = self.producer.enqueued.load(SeqCst);
+        let track = self.track();
+        let ctl = self.ctl();
+        let mut finished = track.retired.completed + track.retired.failed;
+        for slot in &ctl.slots {
+            if slot.busy.load(SeqCst) {
+                return false;
+            }
+            let st = slot.lock();
+            finished += st.window.completed + st.window.failed;
+        }
+        finished + self.cancelled_items.load(SeqCst) == enqueued
     }
 
     /// Workers that are busy: looking for an item, running a body, or sampling after one.
@@ -205,10 +224,8 @@ where
 
     /// Nothing to start: exit if the coordinator is done with us, else park.
     pub(super) fn park_or_exit(&self) -> Next<T, I::Key> {
-        if self.closed.load(SeqCst)
-            && self.producer.pushing.load(SeqCst) == 0
-            && self.intake.len() == 0
-        {
+        // A producer that was already past its `closed` check spawns a worker for its item.
+        if self.closed.load(SeqCst) && self.intake.len() == 0 {
             Next::Exit
         } else {
             Next::Park
@@ -392,9 +409,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 // Re-check after registering: a producer either saw us idle or we see its item.
                 let again = shared.cancelled.load(SeqCst)
                     || shared.runnable()
-                    || (shared.closed.load(SeqCst)
-                        && shared.producer.pushing.load(SeqCst) == 0
-                        && shared.intake.len() == 0)
+                    || (shared.closed.load(SeqCst) && shared.intake.len() == 0)
                     || shared.workers.load(SeqCst) > shared.limit.load(SeqCst);
                 if again {
                     if take_one(&shared.parking.idle) {
