@@ -114,7 +114,13 @@ where
         E: Into<BoxError> + 'static,
     {
         let shared = Shared::start(
-            |o| Keyed::new(o.max_concurrency_per_key, o.fair_scheduling_threshold),
+            |o| {
+                Keyed::new(
+                    o.max_concurrency_per_key,
+                    o.fair_scheduling_threshold,
+                    o.effective_queue_capacity(),
+                )
+            },
             options,
             body,
         );

@@ -218,21 +218,35 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
 
 /// Per-key FIFO queues plus a round-robin ring of keys that can start.
 ///
+/// Producers do not take the lock (unless fair scheduling asks them to check a key's pending
+/// count): they reserve room in `pending` and put the item in `staged`, a lock-free ring in
+/// arrival order. Whoever takes the lock next (a worker popping, usually) first sorts every
+/// staged item into its key's queue, in arrival order, so per-key order is enqueue order and a
+/// worker moves a whole burst in one critical section.
+///
 /// # Invariants
 ///
-/// * A key has an entry in `keys` iff it has an item pending or running; idle keys cost
-///   nothing.
+/// * `pending` counts staged and sorted items, and never exceeds the capacity.
+/// * A key has an entry in `keys` iff it has a sorted item pending or an item running; idle
+///   keys cost nothing.
 /// * A key is in `ready` (once) iff it has an item pending and fewer than `per_key` running.
+/// * `ready_len` is `ready.len()` as of the last unlock.
 pub(crate) struct Keyed<T, K> {
     state: Mutex<KeyedState<T, K>>,
+    staged: ArrayQueue<Job<T, K>>,
+    pending: Padded<AtomicUsize>,
+    ready_len: AtomicUsize,
     per_key: usize,
     threshold: usize,
 }
 
+/// Staged items a producer may leave for the next lock holder; beyond it, the producer sorts
+/// them in itself.
+const STAGE_MAX: usize = 1024;
+
 struct KeyedState<T, K> {
     keys: HashMap<K, KeyState<T, K>>,
     ready: VecDeque<K>,
-    pending: usize,
     seq: u64,
 }
 
@@ -267,33 +281,79 @@ impl<T, K> KeyState<T, K> {
     }
 }
 
+/// The locked state, with the shared counters it keeps in step.
+struct Locked<'a, T, K> {
+    st: MutexGuard<'a, KeyedState<T, K>>,
+    owner: &'a Keyed<T, K>,
+}
+
+impl<T, K> Drop for Locked<'_, T, K> {
+    fn drop(&mut self) {
+        self.owner
+            .ready_len
+            .store(self.st.ready.len(), Ordering::SeqCst);
+    }
+}
+
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// `threshold` is only consulted when a push asks for fairness.
-    pub(crate) fn new(per_key: usize, threshold: usize) -> Self {
+    pub(crate) fn new(per_key: usize, threshold: usize, capacity: usize) -> Self {
         Keyed {
             state: Mutex::new(KeyedState {
                 keys: HashMap::new(),
                 ready: VecDeque::new(),
-                pending: 0,
                 seq: 0,
             }),
+            staged: ArrayQueue::new(capacity.clamp(1, STAGE_MAX)),
+            pending: Padded(AtomicUsize::new(0)),
+            ready_len: AtomicUsize::new(0),
             per_key,
             threshold,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, KeyedState<T, K>> {
+    /// Locks the state and sorts every staged item in.
+    fn lock(&self) -> Locked<'_, T, K> {
         // Only our own code runs under this lock.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        self.sorted(st)
+    }
+
+    fn sorted<'a>(&'a self, mut st: MutexGuard<'a, KeyedState<T, K>>) -> Locked<'a, T, K> {
+        while let Some(job) = self.staged.pop() {
+            Self::insert(&mut st, job, self.per_key);
+        }
+        Locked { st, owner: self }
+    }
+
+    /// Puts a job at the back of its key's queue.
+    fn insert(st: &mut KeyedState<T, K>, mut job: Job<T, K>, per_key: usize) {
+        if let Some(state) = st.keys.get_mut(&job.key) {
+            job.label.clone_from(&state.label);
+            let key = job.key.clone();
+            state.push(job);
+            Self::mark_ready(&mut st.ready, &key, state, per_key);
+            return;
+        }
+        let key = job.key.clone();
+        let mut state = KeyState {
+            head: Some(job),
+            rest: VecDeque::new(),
+            running: 0,
+            in_ready: false,
+            label: None,
+        };
+        Self::mark_ready(&mut st.ready, &key, &mut state, per_key);
+        st.keys.insert(key, state);
     }
 
     pub(crate) fn pending_for(&self, key: &K) -> usize {
-        self.lock().keys.get(key).map_or(0, KeyState::pending)
+        self.lock().st.keys.get(key).map_or(0, KeyState::pending)
     }
 
     /// Keys with something pending or running.
     pub(crate) fn tracked_keys(&self) -> usize {
-        self.lock().keys.len()
+        self.lock().st.keys.len()
     }
 
     fn release_locked(st: &mut KeyedState<T, K>, released: Released<K>, per_key: usize) {
@@ -317,6 +377,15 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             ready.push_back(key.clone());
         }
     }
+
+    /// Reserves room for one item; false if `capacity` items are pending.
+    fn reserve(&self, capacity: usize) -> bool {
+        self.pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
 }
 
 impl<T, K> Intake<T> for Keyed<T, K>
@@ -327,11 +396,19 @@ where
     type Key = K;
 
     fn len(&self) -> usize {
-        self.lock().pending
+        self.pending.load(Ordering::SeqCst)
     }
 
     fn has_ready(&self) -> bool {
-        !self.lock().ready.is_empty()
+        if !self.staged.is_empty() {
+            // Exact when the lock is free; if it is taken, its holder sorts the staged items
+            // in, and a spurious "yes" costs one wake-up.
+            return match self.state.try_lock() {
+                Ok(st) => !self.sorted(st).st.ready.is_empty(),
+                Err(_) => true,
+            };
+        }
+        self.ready_len.load(Ordering::SeqCst) > 0
     }
 
     fn try_push(
@@ -342,51 +419,44 @@ where
         fair: bool,
     ) -> Result<OperationId, Refused<T, K>> {
         let per_key = self.per_key;
-        let mut guard = self.lock();
-        let st = &mut *guard;
-        // Fairness and capacity are checked atomically with the insert.
-        if fair && st.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
-            return Err(Refused::KeyOverloaded(item));
-        }
-        if st.pending >= capacity {
-            return Err(Refused::Full(item, key));
-        }
-        let id = OperationId::next();
-        st.pending += 1;
-        if let Some(state) = st.keys.get_mut(&key) {
-            let job = Job {
-                item,
-                id,
-                key: key.clone(),
-                label: state.label.clone(),
-                seq: 0,
-            };
-            state.push(job);
-            Self::mark_ready(&mut st.ready, &key, state, per_key);
+        let job = |item, key| Job {
+            item,
+            id: OperationId::next(),
+            key,
+            label: None,
+            seq: 0,
+        };
+        if !fair {
+            if !self.reserve(capacity) {
+                return Err(Refused::Full(item, key));
+            }
+            let job = job(item, key);
+            let id = job.id;
+            if let Err(job) = self.staged.push(job) {
+                // The stage is full: sort it in ourselves.
+                Self::insert(&mut self.lock().st, job, per_key);
+            }
             return Ok(id);
         }
-        let mut state = KeyState {
-            head: Some(Job {
-                item,
-                id,
-                key: key.clone(),
-                label: None,
-                seq: 0,
-            }),
-            rest: VecDeque::new(),
-            running: 0,
-            in_ready: false,
-            label: None,
-        };
-        Self::mark_ready(&mut st.ready, &key, &mut state, per_key);
-        st.keys.insert(key, state);
+        // Fairness and capacity are checked atomically with the insert.
+        let mut locked = self.lock();
+        let st = &mut locked.st;
+        if st.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
+            return Err(Refused::KeyOverloaded(item));
+        }
+        if !self.reserve(capacity) {
+            return Err(Refused::Full(item, key));
+        }
+        let job = job(item, key);
+        let id = job.id;
+        Self::insert(st, job, per_key);
         Ok(id)
     }
 
     fn pop(&self, release: Option<Released<K>>) -> Option<Job<T, K>> {
         let per_key = self.per_key;
-        let mut guard = self.lock();
-        let st = &mut *guard;
+        let mut locked = self.lock();
+        let st = &mut *locked.st;
         if let Some(released) = release {
             Self::release_locked(st, released, per_key);
         }
@@ -395,7 +465,7 @@ where
         state.in_ready = false;
         let mut job = state.pop()?;
         state.running += 1;
-        st.pending -= 1;
+        self.pending.fetch_sub(1, Ordering::SeqCst);
         st.seq += 1;
         job.seq = st.seq;
         if job.label.is_none() {
@@ -407,8 +477,8 @@ where
     }
 
     fn release(&self, released: Released<K>) {
-        let mut guard = self.lock();
-        Self::release_locked(&mut guard, released, self.per_key);
+        let mut locked = self.lock();
+        Self::release_locked(&mut locked.st, released, self.per_key);
     }
 
     fn label_of(&self, key: &K) -> Option<Arc<str>> {
@@ -416,16 +486,18 @@ where
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {
-        let mut guard = self.lock();
-        let st = &mut *guard;
+        let mut locked = self.lock();
+        let st = &mut *locked.st;
         st.ready.clear();
-        st.pending = 0;
+        let mut removed = 0;
         st.keys.retain(|_, state| {
             while let Some(job) = state.pop() {
                 out.push(job.item);
+                removed += 1;
             }
             state.in_ready = false;
             state.running > 0
         });
+        self.pending.fetch_sub(removed, Ordering::SeqCst);
     }
 }
