@@ -81,6 +81,12 @@
 //!   [`Subscription`] guards, and the re-exported [`CancellationToken`].
 //! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
 //!   `fair_scheduling_threshold`, and a zero `defer_check_interval` when deferral is on.
+//! * The window is exact for every read, but its memory bound is per worker: finished records
+//!   live in per-worker shards of at most `max_tracked_operations` each, trimmed to the newest
+//!   `max_tracked_operations` by every read (see [`Options::max_tracked_operations`]). So
+//!   recording an operation never touches a line another worker writes.
+//! * `enqueue` on a full queue first yields to the runtime once (workers usually free room in
+//!   bursts), then waits to be told of room.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]

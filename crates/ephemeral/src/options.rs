@@ -153,6 +153,13 @@ impl Options {
 
     /// How many *finished* operations the window keeps (must be at least 1). Running
     /// operations are always tracked on top of these.
+    ///
+    /// Every read (snapshots, results, signal queries, `pin`, `evict`) sees exactly the newest
+    /// `n` finished operations (plus pinned ones). To keep the hot path free of shared writes,
+    /// each worker records what it finishes in a shard of its own holding at most `n`, and
+    /// reads merge the shards and drop what fell out of the window. So between reads a
+    /// coordinator holds at most `(max_concurrency + 1) × n` finished records (results
+    /// included): size `n` with that in mind when results are large.
     pub fn max_tracked_operations(mut self, n: usize) -> Self {
         self.max_tracked_operations = n;
         self

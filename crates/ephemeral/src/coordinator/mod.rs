@@ -29,7 +29,8 @@ pub struct Stats {
     pub pending: usize,
     /// Bodies running now.
     pub active: usize,
-    /// Items accepted so far (refused items are not counted).
+    /// Items accepted so far (refused items are not counted; while an `enqueue` is being
+    /// refused, the count may include it for an instant).
     pub enqueued: u64,
     /// Bodies that returned `Ok`.
     pub completed: u64,
