@@ -1163,3 +1163,57 @@ async fn trivial_bodies_do_not_hog_the_thread() {
     let at = seen.load(Ordering::SeqCst);
     assert!(at < 10_000, "the other task only ran after {at} items");
 }
+
+/// `complete` racing producers on other threads: an item accepted by `try_enqueue` has run
+/// by the time `drain` returns (a drain that missed a push still in flight would return
+/// before that item ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_every_item_accepted_while_complete_races_producers() {
+    for round in 0..2000u64 {
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let c = Arc::new(WorkCoordinator::new(
+            move |_: u64, _op: Operation| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, Io>(())
+                }
+            },
+            Options::default().max_concurrency(2).queue_capacity(64),
+        ));
+        let producers: Vec<_> = (0..3)
+            .map(|_| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    let mut accepted = 0usize;
+                    loop {
+                        match c.try_enqueue(0) {
+                            Ok(_) => accepted += 1,
+                            Err(TryEnqueueError::Full(_)) => tokio::task::yield_now().await,
+                            Err(TryEnqueueError::Closed(_)) => return accepted,
+                            Err(e) => panic!("unexpected refusal: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..(round % 7) {
+            tokio::task::yield_now().await;
+        }
+        c.complete();
+        c.drain().await;
+        let ran_at_drain = ran.load(Ordering::SeqCst);
+        let mut accepted = 0;
+        for p in producers {
+            accepted += p.await.unwrap();
+        }
+        assert_eq!(
+            accepted, ran_at_drain,
+            "round {round}: drain returned early"
+        );
+        let s = c.stats();
+        assert_eq!(s.enqueued, accepted as u64);
+        assert_eq!(s.enqueued, s.completed + s.failed + s.cancelled);
+    }
+}
