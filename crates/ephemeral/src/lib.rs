@@ -93,6 +93,7 @@
 
 mod coordinator;
 mod id;
+mod label;
 mod notify;
 mod operation;
 mod options;

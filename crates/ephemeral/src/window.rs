@@ -20,18 +20,18 @@
 //! * Every signal leaving the window is reported to the gates, so their live counts are exact.
 
 use crate::id::OperationId;
+use crate::label::Label;
 use crate::operation::{OperationError, OperationSnapshot};
 use crate::signal::SignalEvent;
 use crate::time;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// A finished operation as the window keeps it.
 pub(crate) struct Finished<R> {
     pub(crate) id: OperationId,
-    pub(crate) key: Option<Arc<str>>,
+    pub(crate) key: Option<Label>,
     pub(crate) seq: u64,
     pub(crate) start: Instant,
     pub(crate) end: Instant,
@@ -46,7 +46,7 @@ impl<R> Finished<R> {
             id: self.id,
             started: time::to_system(self.start),
             completed: Some(time::to_system(self.end)),
-            key: self.key.clone(),
+            key: self.key.as_ref().map(Label::to_arc),
             error: self.error.clone(),
             signals: self
                 .signals

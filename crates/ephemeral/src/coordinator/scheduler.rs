@@ -2,11 +2,12 @@
 //! round-robin (under their own short lock).
 
 use crate::id::OperationId;
+use crate::label::Label;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
 /// them (128 bytes: adjacent-line prefetching pairs lines on x86).
@@ -25,7 +26,7 @@ pub(crate) struct Job<T, K> {
     pub(crate) item: T,
     pub(crate) id: OperationId,
     pub(crate) key: K,
-    pub(crate) label: Option<Arc<str>>,
+    pub(crate) label: Option<Label>,
     /// Start-order stamp: the window lists operations by it.
     pub(crate) seq: u64,
 }
@@ -34,7 +35,7 @@ pub(crate) struct Job<T, K> {
 /// items while the key stays busy).
 pub(crate) struct Released<K> {
     pub(crate) key: K,
-    pub(crate) label: Option<Arc<str>>,
+    pub(crate) label: Option<Label>,
 }
 
 /// Why an intake refused an item.
@@ -67,7 +68,7 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     /// An item of a key stopped running (or was dropped after `pop`).
     fn release(&self, released: Released<Self::Key>);
     /// The label snapshots show for `key` (made outside any lock).
-    fn label_of(&self, key: &Self::Key) -> Option<Arc<str>>;
+    fn label_of(&self, key: &Self::Key) -> Option<Label>;
     /// Removes every pending item (cancel).
     fn drain_into(&self, out: &mut Vec<T>);
 }
@@ -206,7 +207,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         }
     }
     fn release(&self, _released: Released<()>) {}
-    fn label_of(&self, (): &()) -> Option<Arc<str>> {
+    fn label_of(&self, (): &()) -> Option<Label> {
         None
     }
     fn drain_into(&self, out: &mut Vec<T>) {
@@ -260,7 +261,7 @@ struct KeyState<T, K> {
     running: usize,
     in_ready: bool,
     /// Made by the first worker that ran an item of this key; shared by later ones.
-    label: Option<Arc<str>>,
+    label: Option<Label>,
 }
 
 impl<T, K> KeyState<T, K> {
@@ -483,8 +484,8 @@ where
         Self::release_locked(&mut locked.st, released, self.per_key);
     }
 
-    fn label_of(&self, key: &K) -> Option<Arc<str>> {
-        Some(Arc::from(key.to_string()))
+    fn label_of(&self, key: &K) -> Option<Label> {
+        Some(Label::of(key))
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {

@@ -8,6 +8,7 @@ pub use error::OperationError;
 pub use snapshot::OperationSnapshot;
 
 use crate::id::OperationId;
+use crate::label::Label;
 use crate::pattern::Pattern;
 use crate::signal::constraints;
 use crate::signal::{SignalEvent, SignalRetracted};
@@ -56,7 +57,7 @@ impl<R: Send> OpSlot for Slot<R> {
 /// The running operation of a slot (`id == None` while the worker is between items).
 pub(crate) struct Running {
     pub(crate) id: Option<OperationId>,
-    pub(crate) key: Option<Arc<str>>,
+    pub(crate) key: Option<Label>,
     pub(crate) seq: u64,
     pub(crate) start: Instant,
     pub(crate) signals: Vec<SignalEvent>,
@@ -70,7 +71,7 @@ impl Running {
             id,
             started: time::to_system(self.start),
             completed: None,
-            key: self.key.clone(),
+            key: self.key.as_ref().map(Label::to_arc),
             error: None,
             signals: self
                 .signals
@@ -82,13 +83,7 @@ impl Running {
     }
 
     /// Starts `id`.
-    pub(crate) fn start(
-        &mut self,
-        id: OperationId,
-        key: Option<Arc<str>>,
-        seq: u64,
-        start: Instant,
-    ) {
+    pub(crate) fn start(&mut self, id: OperationId, key: Option<Label>, seq: u64, start: Instant) {
         self.id = Some(id);
         self.key = key;
         self.seq = seq;
@@ -181,11 +176,11 @@ impl<R> Slot<R> {
 pub struct Operation {
     slot: Arc<dyn OpSlot>,
     id: OperationId,
-    key: Option<Arc<str>>,
+    key: Option<Label>,
 }
 
 impl Operation {
-    pub(crate) fn new(slot: Arc<dyn OpSlot>, id: OperationId, key: Option<Arc<str>>) -> Self {
+    pub(crate) fn new(slot: Arc<dyn OpSlot>, id: OperationId, key: Option<Label>) -> Self {
         Operation { slot, id, key }
     }
 
@@ -198,7 +193,7 @@ impl Operation {
     /// This operation's key (keyed coordinators only).
     #[must_use]
     pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.key.as_ref().map(Label::as_str)
     }
 
     /// Emits a signal (a root: depth 1). Answers `false` if the coordinator's
@@ -226,7 +221,7 @@ impl Operation {
                     SignalEvent::with_parts(
                         name.clone(),
                         self.id,
-                        self.key.clone(),
+                        self.key.as_ref().map(Label::to_arc),
                         time::system_now(),
                         p,
                     )
@@ -241,7 +236,7 @@ impl Operation {
         let event = SignalEvent::with_parts(
             name,
             self.id,
-            self.key.clone(),
+            self.key.as_ref().map(Label::to_arc),
             time::system_now(),
             propagation,
         );
@@ -275,7 +270,7 @@ impl Operation {
         hub.retracted(SignalRetracted::new(
             removed.signal_arc().clone(),
             self.id,
-            self.key.clone(),
+            self.key.as_ref().map(Label::to_arc),
             time::system_now(),
             None,
         ));
@@ -304,7 +299,7 @@ impl Operation {
             hub.retracted(SignalRetracted::new(
                 e.signal_arc().clone(),
                 self.id,
-                self.key.clone(),
+                self.key.as_ref().map(Label::to_arc),
                 now,
                 Some(pattern.clone()),
             ));
