@@ -217,40 +217,91 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     }
 }
 
-/// Per-key FIFO queues plus a round-robin ring of keys that can start.
+/// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of keys
+/// that can start.
 ///
-/// Producers do not take the lock (unless fair scheduling asks them to check a key's pending
-/// count): they reserve room in `pending` and put the item in `staged`, a lock-free ring in
-/// arrival order. Whoever takes the lock next (a worker popping, usually) first sorts every
-/// staged item into its key's queue, in arrival order, so per-key order is enqueue order and a
-/// worker moves a whole burst in one critical section.
+/// A key's state lives in the shard its hash picks, behind that shard's lock; nothing takes
+/// more than one shard lock at a time, and no lock is shared by all keys, so producers and
+/// workers on different threads rarely meet. The order in which ready keys are served is one
+/// global FIFO (`ready`): a key enters it when it becomes startable and, after one of its items
+/// is taken, re-enters at the back if it is still startable, so service is round-robin over
+/// every ready key, exactly as with one lock.
 ///
 /// # Invariants
 ///
-/// * `pending` counts staged and sorted items, and never exceeds the capacity.
-/// * A key has an entry in `keys` iff it has a sorted item pending or an item running; idle
-///   keys cost nothing.
-/// * A key is in `ready` (once) iff it has an item pending and fewer than `per_key` running.
-/// * `ready_len` is `ready.len()` as of the last unlock.
+/// * `pending` counts items waiting in key queues; it never exceeds the capacity (room is
+///   reserved before an insert).
+/// * A key has an entry in its shard iff it has an item pending or running; idle keys cost
+///   nothing.
+/// * A key is in `ready` (once) iff its `in_ready` flag is set, which holds iff it had an item
+///   pending and fewer than `per_key` running when it was pushed; only the worker that pops it
+///   from `ready` takes its items, so both stay true until then. (A cancel may empty a key
+///   while it sits in `ready`; its popper then skips it.)
+/// * Keys in `ready` ≤ keys with an item pending ≤ capacity, so a ring of `capacity` slots
+///   never overflows.
 pub(crate) struct Keyed<T, K> {
-    state: Mutex<KeyedState<T, K>>,
-    staged: ArrayQueue<Job<T, K>>,
+    shards: Box<[Padded<Mutex<Shard<T, K>>>]>,
+    /// Picks a key's shard (seeded, like the shards' own maps).
+    pick: foldhash::fast::RandomState,
+    ready: Ready<K>,
     pending: Padded<AtomicUsize>,
-    ready_len: AtomicUsize,
+    /// Start-order stamps.
+    seq: Padded<AtomicU64>,
     per_key: usize,
     threshold: usize,
 }
 
-/// Staged items a producer may leave for the next lock holder; beyond it, the producer sorts
-/// them in itself.
-const STAGE_MAX: usize = 1024;
+/// Shards of the key map.
+const SHARDS: usize = 32;
 
-struct KeyedState<T, K> {
+struct Shard<T, K> {
     /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
     /// keys chosen by clients (addresses, user ids) cannot be aimed at one bucket cheaply.
     keys: HashMap<K, KeyState<T, K>, foldhash::fast::RandomState>,
-    ready: VecDeque<K>,
-    seq: u64,
+}
+
+/// The FIFO of ready keys: a preallocated ring up to [`RING_MAX`], a segmented queue above.
+enum Ready<K> {
+    Ring(ArrayQueue<K>),
+    Segmented(SegQueue<K>),
+}
+
+impl<K> Ready<K> {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        if capacity <= RING_MAX {
+            Ready::Ring(ArrayQueue::new(capacity))
+        } else {
+            Ready::Segmented(SegQueue::new())
+        }
+    }
+
+    fn push(&self, key: K) {
+        match self {
+            Ready::Ring(q) => {
+                if q.push(key).is_err() {
+                    // Keys in `ready` never outnumber pending items, which never exceed the
+                    // capacity the ring was built with.
+                    unreachable!("more ready keys than pending items");
+                }
+            }
+            Ready::Segmented(q) => q.push(key),
+        }
+    }
+
+    fn pop(&self) -> Option<K> {
+        match self {
+            Ready::Ring(q) => q.pop(),
+            Ready::Segmented(q) => q.pop(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Ready::Ring(q) => q.is_empty(),
+            Ready::Segmented(q) => q.is_empty(),
+        }
+    }
 }
 
 struct KeyState<T, K> {
@@ -282,19 +333,15 @@ impl<T, K> KeyState<T, K> {
         self.head = self.rest.pop_front();
         Some(job)
     }
-}
 
-/// The locked state, with the shared counters it keeps in step.
-struct Locked<'a, T, K> {
-    st: MutexGuard<'a, KeyedState<T, K>>,
-    owner: &'a Keyed<T, K>,
-}
-
-impl<T, K> Drop for Locked<'_, T, K> {
-    fn drop(&mut self) {
-        self.owner
-            .ready_len
-            .store(self.st.ready.len(), Ordering::SeqCst);
+    /// Whether the key should enter `ready` now (and marks it so).
+    fn becomes_ready(&mut self, per_key: usize) -> bool {
+        if !self.in_ready && self.head.is_some() && self.running < per_key {
+            self.in_ready = true;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -302,40 +349,56 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// `threshold` is only consulted when a push asks for fairness.
     pub(crate) fn new(per_key: usize, threshold: usize, capacity: usize) -> Self {
         Keyed {
-            state: Mutex::new(KeyedState {
-                keys: HashMap::default(),
-                ready: VecDeque::new(),
-                seq: 0,
-            }),
-            staged: ArrayQueue::new(capacity.clamp(1, STAGE_MAX)),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Padded(Mutex::new(Shard {
+                        keys: HashMap::default(),
+                    }))
+                })
+                .collect(),
+            pick: foldhash::fast::RandomState::default(),
+            ready: Ready::new(capacity),
             pending: Padded(AtomicUsize::new(0)),
-            ready_len: AtomicUsize::new(0),
+            seq: Padded(AtomicU64::new(0)),
             per_key,
             threshold,
         }
     }
 
-    /// Locks the state and sorts every staged item in.
-    fn lock(&self) -> Locked<'_, T, K> {
-        // Only our own code runs under this lock.
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        self.sorted(st)
+    /// Locks `key`'s shard.
+    fn shard(&self, key: &K) -> MutexGuard<'_, Shard<T, K>> {
+        let i = (std::hash::BuildHasher::hash_one(&self.pick, key) >> 32) as usize % SHARDS;
+        // Only our own code runs under these locks.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn sorted<'a>(&'a self, mut st: MutexGuard<'a, KeyedState<T, K>>) -> Locked<'a, T, K> {
-        while let Some(job) = self.staged.pop() {
-            Self::insert(&mut st, job, self.per_key);
-        }
-        Locked { st, owner: self }
+    fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard<T, K>>> {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Puts a job at the back of its key's queue.
-    fn insert(st: &mut KeyedState<T, K>, mut job: Job<T, K>, per_key: usize) {
-        if let Some(state) = st.keys.get_mut(&job.key) {
+    pub(crate) fn pending_for(&self, key: &K) -> usize {
+        self.shard(key).keys.get(key).map_or(0, KeyState::pending)
+    }
+
+    /// Keys with something pending or running.
+    pub(crate) fn tracked_keys(&self) -> usize {
+        self.shards().map(|s| s.keys.len()).sum()
+    }
+
+    /// Puts a job at the back of its key's queue (the caller reserved room).
+    fn insert(&self, shard: &mut Shard<T, K>, mut job: Job<T, K>) {
+        let per_key = self.per_key;
+        if let Some(state) = shard.keys.get_mut(&job.key) {
             job.label.clone_from(&state.label);
-            let key = job.key.clone();
+            let key = state.becomes_ready(per_key).then(|| job.key.clone());
             state.push(job);
-            Self::mark_ready(&mut st.ready, &key, state, per_key);
+            if let Some(key) = key {
+                // Still under the shard lock: the key's flag and its place in `ready` change
+                // together.
+                self.ready.push(key);
+            }
             return;
         }
         let key = job.key.clone();
@@ -346,38 +409,10 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             in_ready: false,
             label: None,
         };
-        Self::mark_ready(&mut st.ready, &key, &mut state, per_key);
-        st.keys.insert(key, state);
-    }
-
-    pub(crate) fn pending_for(&self, key: &K) -> usize {
-        self.lock().st.keys.get(key).map_or(0, KeyState::pending)
-    }
-
-    /// Keys with something pending or running.
-    pub(crate) fn tracked_keys(&self) -> usize {
-        self.lock().st.keys.len()
-    }
-
-    fn release_locked(st: &mut KeyedState<T, K>, released: Released<K>, per_key: usize) {
-        let Released { key, label } = released;
-        if let Some(state) = st.keys.get_mut(&key) {
-            state.running -= 1;
-            if state.running == 0 && state.head.is_none() {
-                st.keys.remove(&key);
-            } else {
-                if state.label.is_none() {
-                    state.label = label;
-                }
-                Self::mark_ready(&mut st.ready, &key, state, per_key);
-            }
-        }
-    }
-
-    fn mark_ready(ready: &mut VecDeque<K>, key: &K, state: &mut KeyState<T, K>, per_key: usize) {
-        if !state.in_ready && state.head.is_some() && state.running < per_key {
-            state.in_ready = true;
-            ready.push_back(key.clone());
+        let ready = state.becomes_ready(per_key);
+        shard.keys.insert(key.clone(), state);
+        if ready {
+            self.ready.push(key);
         }
     }
 
@@ -403,15 +438,7 @@ where
     }
 
     fn has_ready(&self) -> bool {
-        if !self.staged.is_empty() {
-            // Exact when the lock is free; if it is taken, its holder sorts the staged items
-            // in, and a spurious "yes" costs one wake-up.
-            return match self.state.try_lock() {
-                Ok(st) => !self.sorted(st).st.ready.is_empty(),
-                Err(_) => true,
-            };
-        }
-        self.ready_len.load(Ordering::SeqCst) > 0
+        !self.ready.is_empty()
     }
 
     fn try_push(
@@ -421,67 +448,76 @@ where
         capacity: usize,
         fair: bool,
     ) -> Result<OperationId, Refused<T, K>> {
-        let per_key = self.per_key;
-        let job = |item, key| Job {
+        let mut shard = self.shard(&key);
+        // With fairness, the per-key check is atomic with the insert (same shard lock).
+        if fair && shard.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
+            return Err(Refused::KeyOverloaded(item));
+        }
+        if !self.reserve(capacity) {
+            return Err(Refused::Full(item, key));
+        }
+        let job = Job {
             item,
             id: OperationId::next(),
             key,
             label: None,
             seq: 0,
         };
-        if !fair {
-            if !self.reserve(capacity) {
-                return Err(Refused::Full(item, key));
-            }
-            let job = job(item, key);
-            let id = job.id;
-            if let Err(job) = self.staged.push(job) {
-                // The stage is full: sort it in ourselves.
-                Self::insert(&mut self.lock().st, job, per_key);
-            }
-            return Ok(id);
-        }
-        // Fairness and capacity are checked atomically with the insert.
-        let mut locked = self.lock();
-        let st = &mut locked.st;
-        if st.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
-            return Err(Refused::KeyOverloaded(item));
-        }
-        if !self.reserve(capacity) {
-            return Err(Refused::Full(item, key));
-        }
-        let job = job(item, key);
         let id = job.id;
-        Self::insert(st, job, per_key);
+        self.insert(&mut shard, job);
         Ok(id)
     }
 
     fn pop(&self, release: Option<Released<K>>) -> Option<Job<T, K>> {
-        let per_key = self.per_key;
-        let mut locked = self.lock();
-        let st = &mut *locked.st;
         if let Some(released) = release {
-            Self::release_locked(st, released, per_key);
+            self.release(released);
         }
-        let key = st.ready.pop_front()?;
-        let state = st.keys.get_mut(&key)?;
-        state.in_ready = false;
-        let mut job = state.pop()?;
-        state.running += 1;
-        self.pending.fetch_sub(1, Ordering::SeqCst);
-        st.seq += 1;
-        job.seq = st.seq;
-        if job.label.is_none() {
-            job.label.clone_from(&state.label);
+        loop {
+            let key = self.ready.pop()?;
+            let mut shard = self.shard(&key);
+            let Some(state) = shard.keys.get_mut(&key) else {
+                // Emptied by a cancel while it waited in `ready`.
+                continue;
+            };
+            if !state.in_ready {
+                // A stale entry (its key was emptied by a cancel while it waited).
+                continue;
+            }
+            state.in_ready = false;
+            let Some(mut job) = state.pop() else {
+                continue;
+            };
+            state.running += 1;
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            job.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            if job.label.is_none() {
+                job.label.clone_from(&state.label);
+            }
+            // Still startable: back of the queue, so every ready key gets a turn first.
+            if state.becomes_ready(self.per_key) {
+                self.ready.push(key);
+            }
+            return Some(job);
         }
-        // Still startable: back of the ring, so every ready key gets a turn first.
-        Self::mark_ready(&mut st.ready, &key, state, per_key);
-        Some(job)
     }
 
     fn release(&self, released: Released<K>) {
-        let mut locked = self.lock();
-        Self::release_locked(&mut locked.st, released, self.per_key);
+        let Released { key, label } = released;
+        let mut shard = self.shard(&key);
+        let Some(state) = shard.keys.get_mut(&key) else {
+            return;
+        };
+        state.running -= 1;
+        if state.running == 0 && state.head.is_none() {
+            shard.keys.remove(&key);
+            return;
+        }
+        if state.label.is_none() {
+            state.label = label;
+        }
+        if state.becomes_ready(self.per_key) {
+            self.ready.push(key);
+        }
     }
 
     fn label_of(&self, key: &K) -> Option<Label> {
@@ -489,18 +525,20 @@ where
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {
-        let mut locked = self.lock();
-        let st = &mut *locked.st;
-        st.ready.clear();
+        // Keys first (a key pushed meanwhile is skipped by its popper once emptied below),
+        // then every shard.
+        while self.ready.pop().is_some() {}
         let mut removed = 0;
-        st.keys.retain(|_, state| {
-            while let Some(job) = state.pop() {
-                out.push(job.item);
-                removed += 1;
-            }
-            state.in_ready = false;
-            state.running > 0
-        });
+        for mut shard in self.shards() {
+            shard.keys.retain(|_, state| {
+                while let Some(job) = state.pop() {
+                    out.push(job.item);
+                    removed += 1;
+                }
+                state.in_ready = false;
+                state.running > 0
+            });
+        }
         self.pending.fetch_sub(removed, Ordering::SeqCst);
     }
 }

@@ -22,16 +22,21 @@ where
         let first = !self.cancelled.swap(true, SeqCst);
         self.closed.store(true, SeqCst);
         if first {
-            let mut items = Vec::new();
-            self.intake.drain_into(&mut items);
-            self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
-            drop(items);
+            self.drop_pending();
         }
         self.closed_token.cancel();
         self.hub.token.cancel();
         self.wake_all();
         self.space.notify_waiters();
         self.check_drained();
+    }
+
+    /// Drops every pending item, counting it as cancelled.
+    pub(super) fn drop_pending(&self) {
+        let mut items = Vec::new();
+        self.intake.drain_into(&mut items);
+        self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
+        drop(items);
     }
 
     pub(crate) async fn drain(&self) {

@@ -50,6 +50,11 @@ where
             self.producer.enqueued.fetch_sub(1, SeqCst);
         }
         if outcome.is_ok() {
+            if self.cancelled.load(SeqCst) {
+                // A cancel emptied the queue while we pushed: our item would wait for workers
+                // that are gone. It counts as accepted, then cancelled.
+                self.drop_pending();
+            }
             self.wake_one();
         }
         if self.closed.load(SeqCst) {
