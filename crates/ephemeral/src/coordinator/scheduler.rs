@@ -240,7 +240,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
 /// * Keys in `ready` ≤ keys with an item pending ≤ capacity, so a ring of `capacity` slots
 ///   never overflows.
 pub(crate) struct Keyed<T, K> {
-    shards: Box<[Padded<Mutex<Shard<T, K>>>]>,
+    shards: Box<[LockedShard<T, K>]>,
     /// Picks a key's shard (seeded, like the shards' own maps).
     pick: foldhash::fast::RandomState,
     ready: Ready<K>,
@@ -253,6 +253,9 @@ pub(crate) struct Keyed<T, K> {
 
 /// Shards of the key map.
 const SHARDS: usize = 32;
+
+/// A shard behind its lock, on cache lines of its own.
+type LockedShard<T, K> = Padded<Mutex<Shard<T, K>>>;
 
 struct Shard<T, K> {
     /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
