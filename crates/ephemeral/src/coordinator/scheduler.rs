@@ -31,11 +31,9 @@ pub(crate) struct Job<T, K> {
     pub(crate) seq: u64,
 }
 
-/// A key whose item stopped running, with the label its worker made (kept for the key's next
-/// items while the key stays busy).
+/// A key whose item stopped running.
 pub(crate) struct Released<K> {
     pub(crate) key: K,
-    pub(crate) label: Option<Label>,
 }
 
 /// Why an intake refused an item.
@@ -260,7 +258,7 @@ type LockedShard<T, K> = Padded<Mutex<Shard<T, K>>>;
 struct Shard<T, K> {
     /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
     /// keys chosen by clients (addresses, user ids) cannot be aimed at one bucket cheaply.
-    keys: HashMap<K, KeyState<T, K>, foldhash::fast::RandomState>,
+    keys: HashMap<K, KeyState<T>, foldhash::fast::RandomState>,
 }
 
 /// The FIFO of ready keys: a preallocated ring up to [`RING_MAX`], a segmented queue above.
@@ -307,34 +305,40 @@ impl<K> Ready<K> {
     }
 }
 
-struct KeyState<T, K> {
-    /// The oldest pending item, inline: a key with one item pending allocates no queue.
-    head: Option<Job<T, K>>,
-    /// The rest, in order.
-    rest: VecDeque<Job<T, K>>,
-    running: usize,
-    in_ready: bool,
-    /// Made by the first worker that ran an item of this key; shared by later ones.
-    label: Option<Label>,
+/// A pending item in its key's queue (the key is the map's).
+struct Queued<T> {
+    item: T,
+    id: OperationId,
 }
 
-impl<T, K> KeyState<T, K> {
+/// One key's queue and counts: small (two cache lines with its map slot for word-sized items
+/// and keys), since every item touches it three times.
+struct KeyState<T> {
+    /// The oldest pending item, inline: a key with one item pending allocates no queue.
+    head: Option<Queued<T>>,
+    /// The rest, in order.
+    rest: VecDeque<Queued<T>>,
+    running: usize,
+    in_ready: bool,
+}
+
+impl<T> KeyState<T> {
     fn pending(&self) -> usize {
         usize::from(self.head.is_some()) + self.rest.len()
     }
 
-    fn push(&mut self, job: Job<T, K>) {
+    fn push(&mut self, queued: Queued<T>) {
         if self.head.is_none() {
-            self.head = Some(job);
+            self.head = Some(queued);
         } else {
-            self.rest.push_back(job);
+            self.rest.push_back(queued);
         }
     }
 
-    fn pop(&mut self) -> Option<Job<T, K>> {
-        let job = self.head.take()?;
+    fn pop(&mut self) -> Option<Queued<T>> {
+        let queued = self.head.take()?;
         self.head = self.rest.pop_front();
-        Some(job)
+        Some(queued)
     }
 
     /// Whether the key should enter `ready` now (and marks it so).
@@ -390,32 +394,29 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         self.shards().map(|s| s.keys.len()).sum()
     }
 
-    /// Puts a job at the back of its key's queue (the caller reserved room).
-    fn insert(&self, shard: &mut Shard<T, K>, mut job: Job<T, K>) {
+    /// Puts an item at the back of its key's queue (the caller reserved room).
+    fn insert(&self, shard: &mut Shard<T, K>, key: K, queued: Queued<T>) {
         let per_key = self.per_key;
-        if let Some(state) = shard.keys.get_mut(&job.key) {
-            job.label.clone_from(&state.label);
-            let key = state.becomes_ready(per_key).then(|| job.key.clone());
-            state.push(job);
-            if let Some(key) = key {
+        if let Some(state) = shard.keys.get_mut(&key) {
+            state.push(queued);
+            if state.becomes_ready(per_key) {
                 // Still under the shard lock: the key's flag and its place in `ready` change
                 // together.
                 self.ready.push(key);
             }
             return;
         }
-        let key = job.key.clone();
         let mut state = KeyState {
-            head: Some(job),
+            head: Some(queued),
             rest: VecDeque::new(),
             running: 0,
             in_ready: false,
-            label: None,
         };
-        let ready = state.becomes_ready(per_key);
-        shard.keys.insert(key.clone(), state);
-        if ready {
+        if state.becomes_ready(per_key) {
+            shard.keys.insert(key.clone(), state);
             self.ready.push(key);
+        } else {
+            shard.keys.insert(key, state);
         }
     }
 
@@ -459,15 +460,8 @@ where
         if !self.reserve(capacity) {
             return Err(Refused::Full(item, key));
         }
-        let job = Job {
-            item,
-            id: OperationId::next(),
-            key,
-            label: None,
-            seq: 0,
-        };
-        let id = job.id;
-        self.insert(&mut shard, job);
+        let id = OperationId::next();
+        self.insert(&mut shard, key, Queued { item, id });
         Ok(id)
     }
 
@@ -487,15 +481,18 @@ where
                 continue;
             }
             state.in_ready = false;
-            let Some(mut job) = state.pop() else {
+            let Some(Queued { item, id }) = state.pop() else {
                 continue;
             };
             state.running += 1;
             self.pending.fetch_sub(1, Ordering::SeqCst);
-            job.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-            if job.label.is_none() {
-                job.label.clone_from(&state.label);
-            }
+            let job = Job {
+                item,
+                id,
+                key: key.clone(),
+                label: None,
+                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            };
             // Still startable: back of the queue, so every ready key gets a turn first.
             if state.becomes_ready(self.per_key) {
                 self.ready.push(key);
@@ -505,7 +502,7 @@ where
     }
 
     fn release(&self, released: Released<K>) {
-        let Released { key, label } = released;
+        let Released { key } = released;
         let mut shard = self.shard(&key);
         let Some(state) = shard.keys.get_mut(&key) else {
             return;
@@ -514,9 +511,6 @@ where
         if state.running == 0 && state.head.is_none() {
             shard.keys.remove(&key);
             return;
-        }
-        if state.label.is_none() {
-            state.label = label;
         }
         if state.becomes_ready(self.per_key) {
             self.ready.push(key);

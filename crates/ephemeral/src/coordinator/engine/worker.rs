@@ -183,16 +183,14 @@ where
                 self.settle_slot(slot, done.take(), None, now);
                 self.cancelled_items.fetch_add(1, SeqCst);
                 let Job { item, key, .. } = job;
-                self.intake.release(Released { key, label: None });
+                self.intake.release(Released { key });
                 drop(item);
                 continue;
             }
             if overrun {
                 self.defer_timeouts.fetch_add(1, SeqCst);
             }
-            if job.label.is_none() {
-                job.label = self.intake.label_of(&job.key);
-            }
+            job.label = self.intake.label_of(&job.key);
             self.settle_slot(slot, done.take(), Some(&job), now);
             let woke = self.wake_one();
             return Next::Run(job, woke);
@@ -380,10 +378,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     .await;
                 let outcome = settle(&shared, caught);
                 now = time::now();
-                release = Some(Released {
-                    key: job.key,
-                    label: job.label,
-                });
+                release = Some(Released { key: job.key });
                 if let Some(sampler) = &shared.on_sample {
                     // The sampler sees this operation finished.
                     shared.settle_slot(&slot, Some(outcome), None, now);
