@@ -53,12 +53,17 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     fn has_ready(&self) -> bool;
     /// Adds an item unless `capacity` items are pending (or, with `fair`, its key is over the
     /// threshold); answers its id.
+    ///
+    /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
+    /// the start-order stamp (their start order is their enqueue order), which saves them a
+    /// counter of their own.
     fn try_push(
         &self,
         item: T,
         key: Self::Key,
         capacity: usize,
         fair: bool,
+        ticket: u64,
     ) -> Result<OperationId, Refused<T, Self::Key>>;
     /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
     /// start, in one step; the item's key counts as running until it is released.
@@ -79,13 +84,10 @@ const RING_MAX: usize = 1 << 16;
 /// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
 /// queue plus a pending counter for very large ones.
 ///
-/// Layout matters here: the start-order stamp is written by producers only and the segmented
-/// counter by both sides, so each sits on lines of its own, away from the read-only variant tag
-/// and queue fields every pop reads.
+/// Layout matters here: the segmented counter is written by both sides, so it sits on lines
+/// of its own, away from the read-only variant tag and queue fields every pop reads.
 pub(crate) struct Fifo<T> {
     queue: FifoQueue<T>,
-    /// Start-order stamps, taken by producers.
-    seq: Padded<AtomicU64>,
 }
 
 /// A pending item of a FIFO intake: no key and no label, so ring slots stay small (two to a
@@ -128,19 +130,16 @@ impl<T> Fifo<T> {
                 len: Padded(AtomicUsize::new(0)),
             }
         };
-        Fifo {
-            queue,
-            seq: Padded(AtomicU64::new(0)),
-        }
+        Fifo { queue }
     }
 
-    fn entry(item: T, seq: &AtomicU64) -> Entry<T> {
-        // Producers are ordered by the queue itself; the stamp only has to grow with it, and a
-        // single producer (the common case) owns this cache line.
+    fn entry(item: T, ticket: u64) -> Entry<T> {
+        // Producers are ordered by the queue itself; the stamp only has to grow with it. (Two
+        // producers racing a refusal may share a stamp; their order is then unspecified.)
         Entry {
             item,
             id: OperationId::next(),
-            seq: seq.fetch_add(1, Ordering::Relaxed),
+            seq: ticket,
         }
     }
 }
@@ -166,12 +165,13 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         (): (),
         capacity: usize,
         _fair: bool,
+        ticket: u64,
     ) -> Result<OperationId, Refused<T, ()>> {
         match &self.queue {
             FifoQueue::Ring(queue) => {
                 // The ring was built with exactly `capacity` slots.
                 debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::entry(item, &self.seq);
+                let job = Self::entry(item, ticket);
                 let id = job.id;
                 queue
                     .push(job)
@@ -187,7 +187,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
                 {
                     return Err(Refused::Full(item, ()));
                 }
-                let job = Self::entry(item, &self.seq);
+                let job = Self::entry(item, ticket);
                 let id = job.id;
                 queue.push(job);
                 Ok(id)
@@ -451,6 +451,7 @@ where
         key: K,
         capacity: usize,
         fair: bool,
+        _ticket: u64,
     ) -> Result<OperationId, Refused<T, K>> {
         let mut shard = self.shard(&key);
         // With fairness, the per-key check is atomic with the insert (same shard lock).

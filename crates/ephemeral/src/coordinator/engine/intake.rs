@@ -36,11 +36,14 @@ where
         // Counted before `closed` is read, and taken back if refused: a drain that saw the
         // coordinator closed either counts this item or makes us see `closed` (see
         // `is_drained_now`). One atomic write per accepted item.
-        self.producer.enqueued.fetch_add(1, SeqCst);
+        let ticket = self.producer.enqueued.fetch_add(1, SeqCst);
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
-            match self.intake.try_push(item, key, self.capacity, self.fair) {
+            match self
+                .intake
+                .try_push(item, key, self.capacity, self.fair, ticket)
+            {
                 Ok(id) => Ok(id),
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
