@@ -4,6 +4,9 @@ use ephemeral::{
     BlockReason, EnqueueError, Operation, OperationId, Options, SignalConstraints, SignalEvent,
     SignalSink, SignalSource, TryEnqueueError, WorkCoordinator,
 };
+mod support;
+use support::wait_until;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -1216,4 +1219,115 @@ async fn drain_waits_for_every_item_accepted_while_complete_races_producers() {
         assert_eq!(s.enqueued, accepted as u64);
         assert_eq!(s.enqueued, s.completed + s.failed + s.cancelled);
     }
+}
+
+/// The window is sharded per worker: with several workers, every read still sees exactly the
+/// newest `max_tracked_operations` finished operations, and pin, unpin and evict find an
+/// operation whichever worker ran it.
+#[tokio::test(start_paused = true)]
+async fn window_reads_are_exact_across_workers() {
+    let c = WorkCoordinator::new(
+        |n: u64, _op: Operation| async move {
+            // Uneven durations, so workers finish out of step.
+            tokio::time::sleep(Duration::from_millis(1 + n % 5)).await;
+            Ok::<_, Io>(())
+        },
+        Options::default()
+            .max_concurrency(4)
+            .max_tracked_operations(6)
+            .queue_capacity(100),
+    );
+    let mut ids = Vec::new();
+    for n in 0..40 {
+        ids.push(c.enqueue(n).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(15)).await;
+    c.pause();
+    // Running ones finish; no new one starts.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(c.active_count(), 0);
+    let finished = c.total_completed();
+    assert!((12..40).contains(&finished), "{finished} finished");
+    let done = c.completed();
+    assert_eq!(done.len(), 6, "exactly the window's capacity");
+    // The newest six by completion: nothing that finished later was left out.
+    let oldest_kept = done.iter().filter_map(|s| s.completed()).min().unwrap();
+    assert!(done.iter().all(|s| s.completed().unwrap() >= oldest_kept));
+    let kept: HashSet<OperationId> = done.iter().map(|s| s.id()).collect();
+    let (inside, outside): (Vec<&OperationId>, Vec<&OperationId>) = ids
+        .iter()
+        .take(finished as usize)
+        .partition(|id| kept.contains(*id));
+    assert_eq!(inside.len(), 6);
+    for id in &outside {
+        assert!(
+            !c.pin(**id),
+            "an operation that left the window cannot be pinned"
+        );
+        assert!(!c.evict(**id));
+    }
+    // Pin two kept operations (whatever worker ran them), evict another.
+    assert!(c.pin(*inside[0]));
+    assert!(c.pin(*inside[1]));
+    assert!(c.evict(*inside[2]));
+    assert!(!c.evict(*inside[2]));
+    assert_eq!(c.completed().len(), 5);
+    c.resume();
+    c.complete();
+    c.drain().await;
+    let done = c.completed();
+    assert_eq!(done.len(), 6);
+    let pinned: Vec<_> = done
+        .iter()
+        .filter(|s| s.is_pinned())
+        .map(|s| s.id())
+        .collect();
+    assert_eq!(pinned.len(), 2, "pinned operations outlive 30 newer ones");
+    assert!(pinned.contains(inside[0]) && pinned.contains(inside[1]));
+    assert!(c.unpin(*inside[0]));
+    assert!(!c.unpin(*inside[0]));
+    assert_eq!(c.total_completed(), 40);
+}
+
+/// A cancel-on signal held by an operation that has left the (sharded) window stops
+/// refusing intake, although the worker that ran it (now idle) still holds its record until
+/// a read trims it.
+#[tokio::test(start_paused = true)]
+async fn cancel_gate_lifts_once_its_signal_leaves_the_window() {
+    let c = WorkCoordinator::new(
+        |n: u64, op: Operation| async move {
+            if n == 0 {
+                // All three have started by then.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                op.emit("overload");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            } else {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<_, Io>(())
+        },
+        Options::default()
+            .max_concurrency(3)
+            .max_tracked_operations(2)
+            .queue_capacity(10)
+            .cancel_on_signals(["overload"]),
+    );
+    for n in 0..3 {
+        c.enqueue(n).await.unwrap();
+    }
+    wait_until(1000, || c.active_count() == 3).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    assert_eq!(c.total_completed(), 1);
+    assert!(matches!(
+        c.try_enqueue(7),
+        Err(TryEnqueueError::Rejected(7))
+    ));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(c.total_completed(), 3);
+    // Operations 1 and 2 finished after 0: the window's two newest no longer hold the signal.
+    c.try_enqueue(8).unwrap();
+    assert!(!c.has_signal("overload"));
+    c.complete();
+    c.drain().await;
+    assert_eq!(c.total_completed(), 4);
 }
