@@ -81,6 +81,33 @@ impl fmt::Debug for Label {
     }
 }
 
+/// What a coordinator records as an operation's key: nothing for plain coordinators (so
+/// their records carry no label at all), a [`Label`] for keyed ones.
+pub(crate) trait KeyLabel: Clone + Send + Sync + 'static {
+    /// The label the operation handle shows.
+    fn label(&self) -> Option<Label>;
+    /// The label snapshots and signals show.
+    fn to_arc(&self) -> Option<Arc<str>>;
+}
+
+impl KeyLabel for () {
+    fn label(&self) -> Option<Label> {
+        None
+    }
+    fn to_arc(&self) -> Option<Arc<str>> {
+        None
+    }
+}
+
+impl KeyLabel for Label {
+    fn label(&self) -> Option<Label> {
+        Some(self.clone())
+    }
+    fn to_arc(&self) -> Option<Arc<str>> {
+        Some(Label::to_arc(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

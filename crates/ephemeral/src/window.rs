@@ -20,7 +20,7 @@
 //! * Every signal leaving the window is reported to the gates, so their live counts are exact.
 
 use crate::id::OperationId;
-use crate::label::Label;
+use crate::label::KeyLabel;
 use crate::operation::{OperationError, OperationSnapshot};
 use crate::signal::SignalEvent;
 use crate::time;
@@ -29,9 +29,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// A finished operation as the window keeps it.
-pub(crate) struct Finished<R> {
+pub(crate) struct Finished<R, L> {
     pub(crate) id: OperationId,
-    pub(crate) key: Option<Label>,
+    pub(crate) key: Option<L>,
     pub(crate) seq: u64,
     pub(crate) start: Instant,
     pub(crate) end: Instant,
@@ -40,13 +40,13 @@ pub(crate) struct Finished<R> {
     pub(crate) result: Option<R>,
 }
 
-impl<R> Finished<R> {
+impl<R, L: KeyLabel> Finished<R, L> {
     pub(crate) fn snapshot(&self, pinned: bool) -> OperationSnapshot {
         OperationSnapshot {
             id: self.id,
             started: time::to_system(self.start),
             completed: Some(time::to_system(self.end)),
-            key: self.key.as_ref().map(Label::to_arc),
+            key: self.key.as_ref().and_then(KeyLabel::to_arc),
             error: self.error.clone(),
             signals: self
                 .signals
@@ -59,7 +59,7 @@ impl<R> Finished<R> {
 }
 
 /// Whether a finished operation is still within `lifetime` of its completion.
-fn live<R>(lifetime: Option<Duration>, rec: &Finished<R>, now: Instant) -> bool {
+fn live<R, L>(lifetime: Option<Duration>, rec: &Finished<R, L>, now: Instant) -> bool {
     lifetime.is_none_or(|l| {
         rec.end
             .checked_add(l)
@@ -72,9 +72,9 @@ pub(crate) trait OnRemoved {
     fn removed(&self, signals: &[SignalEvent]);
 }
 
-pub(crate) struct Window<R> {
-    finished: VecDeque<Finished<R>>,
-    pinned: Vec<Finished<R>>,
+pub(crate) struct Window<R, L> {
+    finished: VecDeque<Finished<R, L>>,
+    pinned: Vec<Finished<R, L>>,
     max: usize,
     lifetime: Option<Duration>,
     /// Operations recorded here that succeeded.
@@ -86,7 +86,7 @@ pub(crate) struct Window<R> {
 /// Completion order: end time, then start order.
 type Order = (Instant, u64);
 
-fn order<R>(rec: &Finished<R>) -> Order {
+fn order<R, L>(rec: &Finished<R, L>) -> Order {
     (rec.end, rec.seq)
 }
 
@@ -100,13 +100,13 @@ enum Cutoff {
 
 /// Trims `shards` to the logical window of capacity `max`: drops expired operations, and
 /// unpinned ones older than the newest `max - pinned` live unpinned operations over all shards.
-pub(crate) fn trim<'a, R: 'a>(
-    shards: impl Iterator<Item = &'a mut Window<R>>,
+pub(crate) fn trim<'a, R: 'a, L: 'a>(
+    shards: impl Iterator<Item = &'a mut Window<R, L>>,
     max: usize,
     now: Instant,
     gates: &impl OnRemoved,
 ) {
-    let mut shards: Vec<&mut Window<R>> = shards.collect();
+    let mut shards: Vec<&mut Window<R, L>> = shards.collect();
     let pinned: usize = shards.iter().map(|w| w.pinned.len()).sum();
     let budget = max.saturating_sub(pinned);
     let mut keys: Vec<Order> = Vec::new();
@@ -127,7 +127,7 @@ pub(crate) fn trim<'a, R: 'a>(
     }
 }
 
-impl<R> Window<R> {
+impl<R, L> Window<R, L> {
     pub(crate) fn new(max: usize, lifetime: Option<Duration>) -> Self {
         Window {
             // Grown on demand: a worker's shard of a large window rarely fills.
@@ -143,7 +143,7 @@ impl<R> Window<R> {
     /// Counts and adds a finished operation.
     pub(crate) fn record(
         &mut self,
-        rec: Finished<R>,
+        rec: Finished<R, L>,
         pinned: bool,
         now: Instant,
         gates: &impl OnRemoved,
@@ -175,7 +175,7 @@ impl<R> Window<R> {
 
     /// Moves `other`'s operations and counts into this window (a worker left), then evicts the
     /// oldest beyond the capacity.
-    pub(crate) fn absorb(&mut self, other: &mut Window<R>, gates: &impl OnRemoved) {
+    pub(crate) fn absorb(&mut self, other: &mut Window<R, L>, gates: &impl OnRemoved) {
         self.completed += std::mem::take(&mut other.completed);
         self.failed += std::mem::take(&mut other.failed);
         self.pinned.append(&mut other.pinned);
@@ -189,14 +189,14 @@ impl<R> Window<R> {
         }
     }
 
-    fn live(&self, rec: &Finished<R>, now: Instant) -> bool {
+    fn live(&self, rec: &Finished<R, L>, now: Instant) -> bool {
         live(self.lifetime, rec, now)
     }
 
     /// Adds a finished operation, then evicts by size and age.
     pub(crate) fn push(
         &mut self,
-        rec: Finished<R>,
+        rec: Finished<R, L>,
         pinned: bool,
         now: Instant,
         gates: &impl OnRemoved,
@@ -232,7 +232,7 @@ impl<R> Window<R> {
     }
 
     /// Every live finished operation (pinned flag alongside), in no particular order.
-    pub(crate) fn iter_live(&self, now: Instant) -> impl Iterator<Item = (&Finished<R>, bool)> {
+    pub(crate) fn iter_live(&self, now: Instant) -> impl Iterator<Item = (&Finished<R, L>, bool)> {
         self.finished
             .iter()
             .filter(move |r| self.live(r, now))

@@ -2,7 +2,7 @@
 //! round-robin (under their own short lock).
 
 use crate::id::OperationId;
-use crate::label::Label;
+use crate::label::{KeyLabel, Label};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -26,7 +26,6 @@ pub(crate) struct Job<T, K> {
     pub(crate) item: T,
     pub(crate) id: OperationId,
     pub(crate) key: K,
-    pub(crate) label: Option<Label>,
     /// Start-order stamp: the window lists operations by it.
     pub(crate) seq: u64,
 }
@@ -46,6 +45,8 @@ pub(crate) enum Refused<T, K> {
 /// holding any lock of its own.
 pub(crate) trait Intake<T>: Send + Sync + 'static {
     type Key: Send + 'static;
+    /// What records keep of a key.
+    type Label: KeyLabel;
 
     /// Items pending.
     fn len(&self) -> usize;
@@ -71,7 +72,7 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     /// An item of a key stopped running (or was dropped after `pop`).
     fn release(&self, released: Released<Self::Key>);
     /// The label snapshots show for `key` (made outside any lock).
-    fn label_of(&self, key: &Self::Key) -> Option<Label>;
+    fn label_of(&self, key: &Self::Key) -> Self::Label;
     /// Removes every pending item (cancel).
     fn drain_into(&self, out: &mut Vec<T>);
 }
@@ -104,7 +105,6 @@ impl<T> Entry<T> {
             item: self.item,
             id: self.id,
             key: (),
-            label: None,
             seq: self.seq,
         }
     }
@@ -146,6 +146,7 @@ impl<T> Fifo<T> {
 
 impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Key = ();
+    type Label = ();
 
     fn len(&self) -> usize {
         match &self.queue {
@@ -205,9 +206,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         }
     }
     fn release(&self, _released: Released<()>) {}
-    fn label_of(&self, (): &()) -> Option<Label> {
-        None
-    }
+    fn label_of(&self, (): &()) {}
     fn drain_into(&self, out: &mut Vec<T>) {
         while let Some(job) = self.pop(None) {
             out.push(job.item);
@@ -436,6 +435,7 @@ where
     K: Hash + Eq + Clone + std::fmt::Display + Send + 'static,
 {
     type Key = K;
+    type Label = Label;
 
     fn len(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
@@ -491,7 +491,6 @@ where
                 item,
                 id,
                 key: key.clone(),
-                label: None,
                 seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             };
             // Still startable: back of the queue, so every ready key gets a turn first.
@@ -518,8 +517,8 @@ where
         }
     }
 
-    fn label_of(&self, key: &K) -> Option<Label> {
-        Some(Label::of(key))
+    fn label_of(&self, key: &K) -> Label {
+        Label::of(key)
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {

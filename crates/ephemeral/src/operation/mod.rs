@@ -8,7 +8,7 @@ pub use error::OperationError;
 pub use snapshot::OperationSnapshot;
 
 use crate::id::OperationId;
-use crate::label::Label;
+use crate::label::{KeyLabel, Label};
 use crate::pattern::Pattern;
 use crate::signal::constraints;
 use crate::signal::{SignalEvent, SignalRetracted};
@@ -24,54 +24,56 @@ use tokio_util::sync::CancellationToken;
 /// window (the operations it finished). One lock covers both, so a worker records an
 /// operation's end and starts its next one in a single critical section, and a reader never
 /// sees an operation in neither place. Only its worker and readers take it.
-pub(crate) struct Slot<R> {
+pub(crate) struct Slot<R, L> {
     pub(crate) hub: Arc<Hub>,
-    state: Mutex<SlotState<R>>,
+    state: Mutex<SlotState<R, L>>,
     /// The worker is looking for an item, running a body, or sampling after one.
     pub(crate) busy: std::sync::atomic::AtomicBool,
 }
 
 /// What a slot's lock guards.
-pub(crate) struct SlotState<R> {
-    pub(crate) running: Running,
+pub(crate) struct SlotState<R, L> {
+    pub(crate) running: Running<L>,
     /// The operations this worker finished (see `window`).
-    pub(crate) window: Window<R>,
+    pub(crate) window: Window<R, L>,
 }
 
 /// What an [`Operation`] handle needs of its slot, without the result type.
 pub(crate) trait OpSlot: Send + Sync {
     fn hub(&self) -> &Hub;
-    /// Runs `f` on the running operation under the slot's lock.
-    fn with_running(&self, f: &mut dyn FnMut(&mut Running));
+    /// Runs `f` on the running operation's id and signals under the slot's lock.
+    fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>));
 }
 
-impl<R: Send> OpSlot for Slot<R> {
+impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
     fn hub(&self) -> &Hub {
         &self.hub
     }
-    fn with_running(&self, f: &mut dyn FnMut(&mut Running)) {
-        f(&mut self.lock().running);
+    fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>)) {
+        let mut st = self.lock();
+        let running = &mut st.running;
+        f(running.id, &mut running.signals);
     }
 }
 
 /// The running operation of a slot (`id == None` while the worker is between items).
-pub(crate) struct Running {
+pub(crate) struct Running<L> {
     pub(crate) id: Option<OperationId>,
-    pub(crate) key: Option<Label>,
+    pub(crate) key: Option<L>,
     pub(crate) seq: u64,
     pub(crate) start: Instant,
     pub(crate) signals: Vec<SignalEvent>,
     pub(crate) pinned: bool,
 }
 
-impl Running {
+impl<L: KeyLabel> Running<L> {
     pub(crate) fn snapshot(&self) -> Option<OperationSnapshot> {
         let id = self.id?;
         Some(OperationSnapshot {
             id,
             started: time::to_system(self.start),
             completed: None,
-            key: self.key.as_ref().map(Label::to_arc),
+            key: self.key.as_ref().and_then(KeyLabel::to_arc),
             error: None,
             signals: self
                 .signals
@@ -83,7 +85,7 @@ impl Running {
     }
 
     /// Starts `id`.
-    pub(crate) fn start(&mut self, id: OperationId, key: Option<Label>, seq: u64, start: Instant) {
+    pub(crate) fn start(&mut self, id: OperationId, key: Option<L>, seq: u64, start: Instant) {
         self.id = Some(id);
         self.key = key;
         self.seq = seq;
@@ -97,7 +99,7 @@ impl Running {
         &mut self,
         end: Instant,
         outcome: Result<R, OperationError>,
-    ) -> (Finished<R>, bool) {
+    ) -> (Finished<R, L>, bool) {
         let (error, result) = match outcome {
             Ok(r) => (None, Some(r)),
             Err(e) => (Some(e), None),
@@ -116,7 +118,7 @@ impl Running {
     }
 }
 
-impl<R> Slot<R> {
+impl<R, L> Slot<R, L> {
     pub(crate) fn new(hub: Arc<Hub>, max: usize, lifetime: Option<std::time::Duration>) -> Self {
         Slot {
             hub,
@@ -135,7 +137,7 @@ impl<R> Slot<R> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R, L>> {
         // Only our own code (and drops of evicted results) runs under this lock; a poisoned
         // lock holds consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -240,10 +242,10 @@ impl Operation {
             time::system_now(),
             propagation,
         );
-        self.slot.with_running(&mut |r| {
-            if r.id == Some(self.id) {
+        self.slot.with_running(&mut |id, signals| {
+            if id == Some(self.id) {
                 hub.gates.added(event.signal());
-                r.signals.push(event.clone());
+                signals.push(event.clone());
             }
         });
         hub.publish(&event);
@@ -255,10 +257,10 @@ impl Operation {
     pub fn retract(&self, signal: &str) -> bool {
         let hub = self.slot.hub();
         let mut removed = None;
-        self.slot.with_running(&mut |r| {
-            if r.id == Some(self.id) {
-                if let Some(pos) = r.signals.iter().position(|e| e.is(signal)) {
-                    let e = r.signals.remove(pos);
+        self.slot.with_running(&mut |id, signals| {
+            if id == Some(self.id) {
+                if let Some(pos) = signals.iter().position(|e| e.is(signal)) {
+                    let e = signals.remove(pos);
                     hub.gates.removed_one(e.signal());
                     removed = Some(e);
                 }
@@ -282,12 +284,12 @@ impl Operation {
     pub fn retract_matching(&self, pattern: &str) -> usize {
         let p = Pattern::new(pattern);
         let mut removed: Vec<SignalEvent> = Vec::new();
-        self.slot.with_running(&mut |r| {
-            if r.id == Some(self.id) {
-                let (gone, kept) = std::mem::take(&mut r.signals)
+        self.slot.with_running(&mut |id, signals| {
+            if id == Some(self.id) {
+                let (gone, kept) = std::mem::take(signals)
                     .into_iter()
                     .partition(|e| p.matches(e.signal()));
-                r.signals = kept;
+                *signals = kept;
                 removed = gone;
             }
         });
@@ -311,8 +313,8 @@ impl Operation {
     #[must_use]
     pub fn has_signal(&self, signal: &str) -> bool {
         let mut found = false;
-        self.slot.with_running(&mut |r| {
-            found = r.id == Some(self.id) && r.signals.iter().any(|e| e.is(signal));
+        self.slot.with_running(&mut |id, signals| {
+            found = id == Some(self.id) && signals.iter().any(|e| e.is(signal));
         });
         found
     }
@@ -321,9 +323,9 @@ impl Operation {
     #[must_use]
     pub fn signals(&self) -> Vec<SignalEvent> {
         let mut signals = Vec::new();
-        self.slot.with_running(&mut |r| {
-            if r.id == Some(self.id) {
-                signals.clone_from(&r.signals);
+        self.slot.with_running(&mut |id, held| {
+            if id == Some(self.id) {
+                signals.clone_from(held);
             }
         });
         signals

@@ -64,15 +64,18 @@ mod intake;
 mod reads;
 mod worker;
 
-type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, Arc<Slot<R>>) + Send + Sync>;
+type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, WorkerSlot<T, I, R>) + Send + Sync>;
+
+/// A worker's slot, with the label type of its intake.
+type WorkerSlot<T, I, R> = Arc<Slot<R, <I as Intake<T>>::Label>>;
 
 pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) intake: I,
     /// Serialises readers and holds what workers that left had finished. Never taken on the
     /// hot path. Lock order: `track`, then `ctl`, then slots in list order.
-    track: Mutex<Track<R>>,
+    track: Mutex<Track<R, I::Label>>,
     /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
-    ctl: Mutex<Ctl<R>>,
+    ctl: Mutex<Ctl<R, I::Label>>,
     pub(crate) hub: Arc<Hub>,
 
     closed: AtomicBool,
@@ -120,8 +123,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) closed_token: CancellationToken,
 }
 
-struct Ctl<R> {
-    slots: Vec<Arc<Slot<R>>>,
+struct Ctl<R, L> {
+    slots: Vec<Arc<Slot<R, L>>>,
 }
 
 struct ProducerCounters {
@@ -143,13 +146,14 @@ struct Parking {
 }
 
 /// What finished operations of workers that left are kept in.
-struct Track<R> {
-    retired: Window<R>,
+struct Track<R, L> {
+    retired: Window<R, L>,
 }
 
-enum Next<T, K> {
-    /// Run this item; `woke` says whether another worker was woken or spawned first.
-    Run(Job<T, K>, bool),
+enum Next<T, K, L> {
+    /// Run this item (its key's label alongside); `woke` says whether another worker was woken
+    /// or spawned first.
+    Run(Job<T, K>, L, bool),
     Park,
     Exit,
 }
@@ -284,13 +288,13 @@ where
         shared
     }
 
-    fn track(&self) -> MutexGuard<'_, Track<R>> {
+    fn track(&self) -> MutexGuard<'_, Track<R, I::Label>> {
         // No user code runs under this lock except drops of evicted results; the state is
         // consistent at every unlock, so a poisoned lock is still usable.
         self.track.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn ctl(&self) -> MutexGuard<'_, Ctl<R>> {
+    fn ctl(&self) -> MutexGuard<'_, Ctl<R, I::Label>> {
         // Same reasoning as `track`.
         self.ctl.lock().unwrap_or_else(|e| e.into_inner())
     }

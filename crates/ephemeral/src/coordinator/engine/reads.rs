@@ -1,5 +1,6 @@
 //! Reads: counters, snapshots, signal visits, pinning.
 use super::*;
+use crate::label::KeyLabel;
 use crate::operation::SlotState;
 use crate::window::Finished;
 
@@ -39,11 +40,14 @@ where
 
     /// Locks the whole window (every worker's slot and the retired shard), trims it to its
     /// logical content (see `window`), and hands it to `f`.
-    pub(super) fn with_window<X>(&self, f: impl FnOnce(&mut WindowView<'_, '_, R>) -> X) -> X {
+    pub(super) fn with_window<X>(
+        &self,
+        f: impl FnOnce(&mut WindowView<'_, '_, R, I::Label>) -> X,
+    ) -> X {
         let now = time::now();
         let mut track = self.track();
         let ctl = self.ctl();
-        let mut slots: Vec<MutexGuard<'_, SlotState<R>>> =
+        let mut slots: Vec<MutexGuard<'_, SlotState<R, I::Label>>> =
             ctl.slots.iter().map(|s| s.lock()).collect();
         window::trim(
             slots
@@ -81,7 +85,7 @@ where
     pub(crate) fn window_map<X>(
         &self,
         mut running: impl FnMut(OperationSnapshot) -> Option<X>,
-        mut finished: impl FnMut(&Finished<R>, bool) -> Option<X>,
+        mut finished: impl FnMut(&Finished<R, I::Label>, bool) -> Option<X>,
     ) -> Vec<X> {
         let mut out = self.with_window(|view| {
             let mut out = Vec::new();
@@ -104,7 +108,7 @@ where
     /// Finished operations of the window mapped through `f`, in start order.
     pub(crate) fn finished_where<X>(
         &self,
-        f: impl FnMut(&Finished<R>, bool) -> Option<X>,
+        f: impl FnMut(&Finished<R, I::Label>, bool) -> Option<X>,
     ) -> Vec<X> {
         self.window_map(|_| None, f)
     }
@@ -223,15 +227,17 @@ where
 }
 
 /// The whole window, locked and trimmed: every worker's slot, and the retired shard.
-pub(super) struct WindowView<'v, 'g, R> {
-    slots: &'v mut [MutexGuard<'g, SlotState<R>>],
-    retired: &'v mut Window<R>,
+pub(super) struct WindowView<'v, 'g, R, L> {
+    slots: &'v mut [MutexGuard<'g, SlotState<R, L>>],
+    retired: &'v mut Window<R, L>,
     now: Instant,
 }
 
-impl<'v, 'g, R> WindowView<'v, 'g, R> {
+impl<'v, 'g, R, L: KeyLabel> WindowView<'v, 'g, R, L> {
     /// Every shard of finished operations.
-    fn shards<'s>(&'s mut self) -> impl Iterator<Item = &'s mut Window<R>> + use<'s, 'v, 'g, R> {
+    fn shards<'s>(
+        &'s mut self,
+    ) -> impl Iterator<Item = &'s mut Window<R, L>> + use<'s, 'v, 'g, R, L> {
         self.slots
             .iter_mut()
             .map(|st| &mut st.window)
@@ -239,7 +245,7 @@ impl<'v, 'g, R> WindowView<'v, 'g, R> {
     }
 
     /// Every live finished operation with its pinned flag, in no particular order.
-    fn finished(&self) -> impl Iterator<Item = (&Finished<R>, bool)> + '_ {
+    fn finished(&self) -> impl Iterator<Item = (&Finished<R, L>, bool)> + '_ {
         let now = self.now;
         self.slots
             .iter()

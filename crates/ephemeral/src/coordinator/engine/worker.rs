@@ -1,5 +1,12 @@
 //! Workers: waking, taking items, recording what they came to.
 use super::*;
+use crate::label::KeyLabel;
+
+/// An item to start in a slot, with its key's label.
+type Start<'a, T, I> = (
+    &'a Job<T, <I as Intake<T>>::Key>,
+    &'a <I as Intake<T>>::Label,
+);
 
 impl<T, I, R> Shared<T, I, R>
 where
@@ -129,13 +136,13 @@ where
     /// the other paths.
     pub(super) fn next(
         &self,
-        slot: &Arc<Slot<R>>,
+        slot: &WorkerSlot<T, I, R>,
         release: Option<Released<I::Key>>,
         done: Option<Result<R, OperationError>>,
         now: Instant,
         cancel_gate: bool,
         overrun: bool,
-    ) -> Next<T, I::Key> {
+    ) -> Next<T, I::Key, I::Label> {
         let mut release = release;
         let mut done = done;
         // Leaving without popping: record the previous item, release its key, then stop
@@ -171,7 +178,7 @@ where
             if !slot.busy.load(SeqCst) {
                 slot.busy.store(true, SeqCst);
             }
-            let Some(mut job) = self.intake.pop(release.take()) else {
+            let Some(job) = self.intake.pop(release.take()) else {
                 self.settle_slot(slot, done.take(), None, now);
                 slot.busy.store(false, SeqCst);
                 self.check_drained();
@@ -190,10 +197,10 @@ where
             if overrun {
                 self.defer_timeouts.fetch_add(1, SeqCst);
             }
-            job.label = self.intake.label_of(&job.key);
-            self.settle_slot(slot, done.take(), Some(&job), now);
+            let label = self.intake.label_of(&job.key);
+            self.settle_slot(slot, done.take(), Some((&job, &label)), now);
             let woke = self.wake_one();
-            return Next::Run(job, woke);
+            return Next::Run(job, label, woke);
         }
     }
 
@@ -201,12 +208,12 @@ where
     /// critical section, so readers always find the operation running or finished.
     pub(super) fn settle_slot(
         &self,
-        slot: &Slot<R>,
+        slot: &Slot<R, I::Label>,
         done: Option<Result<R, OperationError>>,
-        job: Option<&Job<T, I::Key>>,
+        start: Option<Start<'_, T, I>>,
         now: Instant,
     ) {
-        if done.is_none() && job.is_none() {
+        if done.is_none() && start.is_none() {
             return;
         }
         let mut guard = slot.lock();
@@ -215,13 +222,13 @@ where
             let (rec, pinned) = st.running.finish(now, outcome);
             st.window.record(rec, pinned, now, &self.hub.gates);
         }
-        if let Some(job) = job {
-            st.running.start(job.id, job.label.clone(), job.seq, now);
+        if let Some((job, label)) = start {
+            st.running.start(job.id, Some(label.clone()), job.seq, now);
         }
     }
 
     /// Nothing to start: exit if the coordinator is done with us, else park.
-    pub(super) fn park_or_exit(&self) -> Next<T, I::Key> {
+    pub(super) fn park_or_exit(&self) -> Next<T, I::Key, I::Label> {
         // A producer that was already past its `closed` check spawns a worker for its item.
         if self.closed.load(SeqCst) && self.intake.len() == 0 {
             Next::Exit
@@ -238,7 +245,7 @@ where
 
     /// Leaves if there are more workers than the limit; answers whether this worker left. Its
     /// finished operations move to the window of retired workers.
-    pub(super) fn try_exit_for_shrink(&self, slot: &Arc<Slot<R>>) -> bool {
+    pub(super) fn try_exit_for_shrink(&self, slot: &WorkerSlot<T, I, R>) -> bool {
         let mut track = self.track();
         let mut ctl = self.ctl();
         if self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
@@ -253,7 +260,7 @@ where
     }
 
     /// Unregisters an exiting worker (shrink exits already did).
-    pub(super) fn exit(&self, slot: &Arc<Slot<R>>) {
+    pub(super) fn exit(&self, slot: &WorkerSlot<T, I, R>) {
         let mut track = self.track();
         let mut ctl = self.ctl();
         if let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
@@ -308,7 +315,7 @@ where
 /// One worker: runs items one after another until the coordinator no longer needs it.
 pub(super) async fn worker<T, I, R, F, Fut, E>(
     shared: Arc<Shared<T, I, R>>,
-    slot: Arc<Slot<R>>,
+    slot: WorkerSlot<T, I, R>,
     body: Arc<F>,
 ) where
     T: Send + 'static,
@@ -361,7 +368,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
             cancel_gate,
             overrun,
         ) {
-            Next::Run(job, woke) => {
+            Next::Run(job, label, woke) => {
                 defer_attempts = 0;
                 if woke && shared.multi_thread {
                     // The worker we just woke sits in this thread's LIFO slot, which other
@@ -370,7 +377,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     // has no stealing, and a blocking body blocks it whatever we do.)
                     tokio::task::yield_now().await;
                 }
-                let op = Operation::new(slot.clone(), job.id, job.label.clone());
+                let op = Operation::new(slot.clone(), job.id, label.label());
                 let item = job.item;
                 let body = &*body;
                 let caught = AssertUnwindSafe(async move { body(item, op).await })
