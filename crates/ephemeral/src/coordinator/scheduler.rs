@@ -4,6 +4,7 @@
 use crate::id::OperationId;
 use crate::label::{KeyLabel, Label};
 use crossbeam_queue::{ArrayQueue, SegQueue};
+use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -395,27 +396,29 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
 
     /// Puts an item at the back of its key's queue (the caller reserved room).
     fn insert(&self, shard: &mut Shard<T, K>, key: K, queued: Queued<T>) {
-        let per_key = self.per_key;
-        if let Some(state) = shard.keys.get_mut(&key) {
-            state.push(queued);
-            if state.becomes_ready(per_key) {
-                // Still under the shard lock: the key's flag and its place in `ready` change
-                // together.
-                self.ready.push(key);
+        // One lookup: the entry API hashes and probes once for both cases.
+        let ready = match shard.keys.entry(key) {
+            MapEntry::Occupied(mut e) => {
+                let state = e.get_mut();
+                state.push(queued);
+                state.becomes_ready(self.per_key).then(|| e.key().clone())
             }
-            return;
-        }
-        let mut state = KeyState {
-            head: Some(queued),
-            rest: VecDeque::new(),
-            running: 0,
-            in_ready: false,
+            MapEntry::Vacant(e) => {
+                let mut state = KeyState {
+                    head: Some(queued),
+                    rest: VecDeque::new(),
+                    running: 0,
+                    in_ready: false,
+                };
+                let ready = state.becomes_ready(self.per_key).then(|| e.key().clone());
+                e.insert(state);
+                ready
+            }
         };
-        if state.becomes_ready(per_key) {
-            shard.keys.insert(key.clone(), state);
+        if let Some(key) = ready {
+            // Still under the shard lock: the key's flag and its place in `ready` change
+            // together.
             self.ready.push(key);
-        } else {
-            shard.keys.insert(key, state);
         }
     }
 
@@ -504,16 +507,15 @@ where
     fn release(&self, released: Released<K>) {
         let Released { key } = released;
         let mut shard = self.shard(&key);
-        let Some(state) = shard.keys.get_mut(&key) else {
+        let MapEntry::Occupied(mut e) = shard.keys.entry(key) else {
             return;
         };
+        let state = e.get_mut();
         state.running -= 1;
         if state.running == 0 && state.head.is_none() {
-            shard.keys.remove(&key);
-            return;
-        }
-        if state.becomes_ready(self.per_key) {
-            self.ready.push(key);
+            e.remove();
+        } else if state.becomes_ready(self.per_key) {
+            self.ready.push(e.key().clone());
         }
     }
 
