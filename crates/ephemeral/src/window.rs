@@ -81,13 +81,17 @@ pub(crate) struct Window<R, L> {
     pub(crate) completed: u64,
     /// Operations recorded here that failed.
     pub(crate) failed: u64,
+    /// Results of operations that left, waiting to be dropped outside the lock (a result's
+    /// `Drop` is user code, which may call back into the coordinator).
+    dead: Vec<R>,
 }
 
-/// Completion order: end time, then start order.
-type Order = (Instant, u64);
+/// Completion order: end time, then start order, then id (a total order: FIFO start stamps
+/// may repeat when producers race a refusal).
+type Order = (Instant, u64, u64);
 
 fn order<R, L>(rec: &Finished<R, L>) -> Order {
-    (rec.end, rec.seq)
+    (rec.end, rec.seq, rec.id.get())
 }
 
 /// Which unpinned records a [`trim`] keeps.
@@ -137,6 +141,36 @@ impl<R, L> Window<R, L> {
             lifetime,
             completed: 0,
             failed: 0,
+            dead: Vec::new(),
+        }
+    }
+
+    /// A record leaves the window: its signals are reported, its result set aside for
+    /// [`take_dead`](Self::take_dead).
+    fn bury(dead: &mut Vec<R>, mut rec: Finished<R, L>, gates: &impl OnRemoved) {
+        gates.removed(&rec.signals);
+        if std::mem::needs_drop::<R>() {
+            if let Some(result) = rec.result.take() {
+                dead.push(result);
+            }
+        }
+    }
+
+    /// Hands the results of records that left over to `into` (in exchange for its buffer),
+    /// so the caller drops them after releasing the lock.
+    pub(crate) fn take_dead(&mut self, into: &mut Vec<R>) {
+        if !self.dead.is_empty() {
+            std::mem::swap(&mut self.dead, into);
+        }
+    }
+
+    /// Drops every record beyond the capacity, oldest first.
+    fn evict_beyond_capacity(&mut self, gates: &impl OnRemoved) {
+        while self.finished.len() + self.pinned.len() > self.max {
+            match self.finished.pop_front() {
+                Some(old) => Self::bury(&mut self.dead, old, gates),
+                None => break,
+            }
         }
     }
 
@@ -159,7 +193,8 @@ impl<R, L> Window<R, L> {
     /// Keeps live unpinned operations at or after `cutoff`.
     fn keep(&mut self, now: Instant, cutoff: Cutoff, gates: &impl OnRemoved) {
         let lifetime = self.lifetime;
-        self.finished.retain(|rec| {
+        let dead = &mut self.dead;
+        self.finished.retain_mut(|rec| {
             let keep = live(lifetime, rec, now)
                 && match cutoff {
                     Cutoff::All => true,
@@ -168,6 +203,9 @@ impl<R, L> Window<R, L> {
                 };
             if !keep {
                 gates.removed(&rec.signals);
+                if std::mem::needs_drop::<R>() {
+                    dead.extend(rec.result.take());
+                }
             }
             keep
         });
@@ -181,12 +219,8 @@ impl<R, L> Window<R, L> {
         self.pinned.append(&mut other.pinned);
         self.finished.append(&mut other.finished);
         self.finished.make_contiguous().sort_by_key(order);
-        while self.finished.len() + self.pinned.len() > self.max {
-            match self.finished.pop_front() {
-                Some(old) => gates.removed(&old.signals),
-                None => break,
-            }
-        }
+        self.dead.append(&mut other.dead);
+        self.evict_beyond_capacity(gates);
     }
 
     fn live(&self, rec: &Finished<R, L>, now: Instant) -> bool {
@@ -206,12 +240,7 @@ impl<R, L> Window<R, L> {
         } else {
             self.finished.push_back(rec);
         }
-        while self.finished.len() + self.pinned.len() > self.max {
-            match self.finished.pop_front() {
-                Some(old) => gates.removed(&old.signals),
-                None => break,
-            }
-        }
+        self.evict_beyond_capacity(gates);
         self.purge(now, gates);
     }
 
@@ -226,7 +255,7 @@ impl<R, L> Window<R, L> {
                 break;
             }
             if let Some(old) = self.finished.pop_front() {
-                gates.removed(&old.signals);
+                Self::bury(&mut self.dead, old, gates);
             }
         }
     }
@@ -271,12 +300,7 @@ impl<R, L> Window<R, L> {
         // Back among the unpinned, in finish order.
         let at = self.finished.partition_point(|r| r.end <= rec.end);
         self.finished.insert(at, rec);
-        while self.finished.len() + self.pinned.len() > self.max {
-            match self.finished.pop_front() {
-                Some(old) => gates.removed(&old.signals),
-                None => break,
-            }
-        }
+        self.evict_beyond_capacity(gates);
         self.purge(now, gates);
         true
     }
@@ -285,12 +309,12 @@ impl<R, L> Window<R, L> {
     pub(crate) fn evict(&mut self, id: OperationId, gates: &impl OnRemoved) -> bool {
         if let Some(pos) = self.pinned.iter().position(|r| r.id == id) {
             let rec = self.pinned.swap_remove(pos);
-            gates.removed(&rec.signals);
+            Self::bury(&mut self.dead, rec, gates);
             return true;
         }
         if let Some(pos) = self.finished.iter().position(|r| r.id == id) {
             if let Some(rec) = self.finished.remove(pos) {
-                gates.removed(&rec.signals);
+                Self::bury(&mut self.dead, rec, gates);
             }
             return true;
         }

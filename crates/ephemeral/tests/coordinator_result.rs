@@ -327,3 +327,80 @@ async fn on_sample_sees_every_finished_operation_once() {
     assert_eq!(c.results().len(), 150);
     assert_eq!(c.failed().len(), 50);
 }
+
+/// A result whose `Drop` reads the coordinator that held it.
+struct Reentrant {
+    home: Arc<std::sync::OnceLock<ResultCoordinator<u32, Reentrant>>>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        if let Some(c) = self.home.get() {
+            // Every kind of read: counters, snapshots, signal queries, window edits.
+            let _ = c.stats();
+            let _ = c.base_snapshot().len();
+            let _ = ephemeral::SignalSource::has_signal(c, "x");
+            let _ = c.evict(ephemeral::OperationId::next());
+        }
+        self.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Results leave the window on the worker's hot path, on reads (trim, evict) and when workers
+/// exit; their `Drop` (user code) runs after the coordinator's locks are released, so it may
+/// call back into the coordinator without deadlocking. (The scenario runs on a runtime of its
+/// own, so a deadlock fails the test instead of hanging it.)
+#[test]
+fn a_result_dropped_by_the_window_may_call_back_into_the_coordinator() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let home = Arc::new(std::sync::OnceLock::new());
+            let dropped = Arc::new(AtomicUsize::new(0));
+            let (h, d) = (home.clone(), dropped.clone());
+            let c = ResultCoordinator::new(
+                move |_: u32, _op: Operation| {
+                    let (home, dropped) = (h.clone(), d.clone());
+                    async move { Ok::<_, std::io::Error>(Reentrant { home, dropped }) }
+                },
+                Options::default()
+                    .max_concurrency(3)
+                    .max_tracked_operations(4)
+                    .dynamic_concurrency(true),
+            );
+            assert!(home.set(c.clone()).is_ok());
+            for n in 0..300 {
+                c.enqueue(n).await.unwrap();
+                if n % 50 == 0 {
+                    // Reads trim the shards (dropping results) while workers record.
+                    let finished = c.base_snapshot().into_iter().find(|s| !s.is_running());
+                    if let Some(s) = finished {
+                        c.evict(s.id());
+                    }
+                }
+                if n == 150 {
+                    // Workers leave (their shards merge, evicting results).
+                    c.set_max_concurrency(1).unwrap();
+                }
+            }
+            c.complete();
+            c.drain().await;
+            let _ = c.base_snapshot().len();
+            assert_eq!(c.total_completed(), 300);
+            assert!(
+                dropped.load(Ordering::SeqCst) >= 290,
+                "results were dropped along the way"
+            );
+        });
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a result's Drop deadlocked the coordinator (or the scenario panicked)");
+}

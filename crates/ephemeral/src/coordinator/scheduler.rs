@@ -236,7 +236,9 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
 ///   from `ready` takes its items, so both stay true until then. (A cancel may empty a key
 ///   while it sits in `ready`; its popper then skips it.)
 /// * Keys in `ready` ≤ keys with an item pending ≤ capacity, so a ring of `capacity` slots
-///   never overflows.
+///   never overflows (a cancel drains shards before `ready` and gives room back last, so its
+///   stale entries never coexist with new reservations; a spill queue would absorb a
+///   miscount anyway).
 pub(crate) struct Keyed<T, K> {
     shards: Box<[LockedShard<T, K>]>,
     /// Picks a key's shard (seeded, like the shards' own maps).
@@ -262,46 +264,44 @@ struct Shard<T, K> {
 }
 
 /// The FIFO of ready keys: a preallocated ring up to [`RING_MAX`], a segmented queue above.
-enum Ready<K> {
-    Ring(ArrayQueue<K>),
-    Segmented(SegQueue<K>),
+struct Ready<K> {
+    ring: Option<ArrayQueue<K>>,
+    /// The queue itself when there is no ring. With a ring it stays empty while the invariants
+    /// hold (ready keys never outnumber pending items, which never exceed the ring's size); it
+    /// is there so that a miscount could only reorder keys, never lose one or panic.
+    queue: SegQueue<K>,
 }
 
 impl<K> Ready<K> {
     fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        if capacity <= RING_MAX {
-            Ready::Ring(ArrayQueue::new(capacity))
-        } else {
-            Ready::Segmented(SegQueue::new())
+        Ready {
+            ring: (capacity <= RING_MAX).then(|| ArrayQueue::new(capacity)),
+            queue: SegQueue::new(),
         }
     }
 
     fn push(&self, key: K) {
-        match self {
-            Ready::Ring(q) => {
-                if q.push(key).is_err() {
-                    // Keys in `ready` never outnumber pending items, which never exceed the
-                    // capacity the ring was built with.
-                    unreachable!("more ready keys than pending items");
+        match &self.ring {
+            Some(ring) => {
+                if let Err(key) = ring.push(key) {
+                    debug_assert!(false, "more ready keys than pending items");
+                    self.queue.push(key);
                 }
             }
-            Ready::Segmented(q) => q.push(key),
+            None => self.queue.push(key),
         }
     }
 
     fn pop(&self) -> Option<K> {
-        match self {
-            Ready::Ring(q) => q.pop(),
-            Ready::Segmented(q) => q.pop(),
-        }
+        self.ring
+            .as_ref()
+            .and_then(ArrayQueue::pop)
+            .or_else(|| self.queue.pop())
     }
 
     fn is_empty(&self) -> bool {
-        match self {
-            Ready::Ring(q) => q.is_empty(),
-            Ready::Segmented(q) => q.is_empty(),
-        }
+        self.ring.as_ref().is_none_or(ArrayQueue::is_empty) && self.queue.is_empty()
     }
 }
 
@@ -524,9 +524,10 @@ where
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {
-        // Keys first (a key pushed meanwhile is skipped by its popper once emptied below),
-        // then every shard.
-        while self.ready.pop().is_some() {}
+        // Shards first, then the keys they left in `ready` (all stale by then). A key that
+        // becomes ready meanwhile was pushed by a producer whose push landed after the cancel;
+        // that producer drains again (see the engine's `try_push`). Room is given back last,
+        // so no producer can reserve it while stale keys still sit in `ready`.
         let mut removed = 0;
         for mut shard in self.shards() {
             shard.keys.retain(|_, state| {
@@ -538,6 +539,7 @@ where
                 state.running > 0
             });
         }
+        while self.ready.pop().is_some() {}
         self.pending.fetch_sub(removed, Ordering::SeqCst);
     }
 }

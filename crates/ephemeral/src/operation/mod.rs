@@ -29,6 +29,10 @@ pub(crate) struct Slot<R, L> {
     state: Mutex<SlotState<R, L>>,
     /// The worker is looking for an item, running a body, or sampling after one.
     pub(crate) busy: std::sync::atomic::AtomicBool,
+    /// The id (raw) of the last operation whose body returned. Its worker records it lazily,
+    /// with the start of the next one; until then this keeps handles that outlive the body
+    /// from changing its signals.
+    ended: std::sync::atomic::AtomicU64,
 }
 
 /// What a slot's lock guards.
@@ -52,7 +56,11 @@ impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
     fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>)) {
         let mut st = self.lock();
         let running = &mut st.running;
-        f(running.id, &mut running.signals);
+        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
+        f(
+            running.id.filter(|id| id.get() != ended),
+            &mut running.signals,
+        );
     }
 }
 
@@ -123,6 +131,7 @@ impl<R, L> Slot<R, L> {
         Slot {
             hub,
             busy: std::sync::atomic::AtomicBool::new(false),
+            ended: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(SlotState {
                 running: Running {
                     id: None,
@@ -135,6 +144,12 @@ impl<R, L> Slot<R, L> {
                 window: Window::new(max, lifetime),
             }),
         }
+    }
+
+    /// The body of operation `id` returned: its handles stop changing it.
+    pub(crate) fn body_returned(&self, id: OperationId) {
+        self.ended
+            .store(id.get(), std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R, L>> {

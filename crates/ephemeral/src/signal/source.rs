@@ -32,7 +32,7 @@ pub trait SignalSource {
     /// [`ControlFlow::Break`].
     ///
     /// The implementation may hold a lock while visiting: do not call back into the same source
-    /// from `visit`.
+    /// from `visit`, and keep `visit` short (a coordinator's workers wait for it to finish).
     fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>);
 
     /// Every live signal, oldest first.

@@ -58,11 +58,26 @@ where
             now,
             &self.hub.gates,
         );
-        f(&mut WindowView {
+        let out = f(&mut WindowView {
             slots: &mut slots,
             retired: &mut track.retired,
             now,
-        })
+        });
+        // Results that left the window are dropped once every lock is released (a result's
+        // `Drop` is user code).
+        let mut dead = Vec::new();
+        let mut more = Vec::new();
+        for st in slots.iter_mut() {
+            st.window.take_dead(&mut more);
+            dead.append(&mut more);
+        }
+        track.retired.take_dead(&mut more);
+        dead.append(&mut more);
+        drop(slots);
+        drop(ctl);
+        drop(track);
+        drop(dead);
+        out
     }
 
     /// Snapshots of the window (running and finished) that pass `keep`, in start order.

@@ -137,20 +137,23 @@ where
     pub(super) fn next(
         &self,
         slot: &WorkerSlot<T, I, R>,
-        release: Option<Released<I::Key>>,
-        done: Option<Result<R, OperationError>>,
+        carry: &mut Carry<R, I::Key>,
         now: Instant,
         cancel_gate: bool,
         overrun: bool,
     ) -> Next<T, I::Key, I::Label> {
-        let mut release = release;
-        let mut done = done;
+        let Carry {
+            release,
+            done,
+            spare,
+        } = carry;
         // Leaving without popping: record the previous item, release its key, then stop
         // counting as busy (in that order, so a drain never sees a key still held or an
         // operation not yet counted).
         let leave = |release: &mut Option<Released<I::Key>>,
-                     done: &mut Option<Result<R, OperationError>>| {
-            self.settle_slot(slot, done.take(), None, now);
+                     done: &mut Option<Result<R, OperationError>>,
+                     spare: &mut Vec<R>| {
+            self.settle_slot(slot, done.take(), None, spare, now);
             if let Some(r) = release.take() {
                 self.intake.release(r);
             }
@@ -158,18 +161,18 @@ where
         };
         loop {
             if self.cancelled.load(SeqCst) {
-                leave(&mut release, &mut done);
+                leave(release, done, spare);
                 return Next::Exit;
             }
             if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.must_shrink() {
-                leave(&mut release, &mut done);
+                leave(release, done, spare);
                 if self.try_exit_for_shrink(slot) {
                     return Next::Exit;
                 }
                 continue;
             }
             if self.paused.load(SeqCst) {
-                leave(&mut release, &mut done);
+                leave(release, done, spare);
                 return self.park_or_exit();
             }
             // Busy before popping: a drain check that finds the intake empty then sees us.
@@ -179,7 +182,7 @@ where
                 slot.busy.store(true, SeqCst);
             }
             let Some(job) = self.intake.pop(release.take()) else {
-                self.settle_slot(slot, done.take(), None, now);
+                self.settle_slot(slot, done.take(), None, spare, now);
                 slot.busy.store(false, SeqCst);
                 self.check_drained();
                 return self.park_or_exit();
@@ -187,7 +190,7 @@ where
             self.room_made();
             if cancel_gate {
                 // A cancel-on signal is present: queued items are not started.
-                self.settle_slot(slot, done.take(), None, now);
+                self.settle_slot(slot, done.take(), None, spare, now);
                 self.cancelled_items.fetch_add(1, SeqCst);
                 let Job { item, key, .. } = job;
                 self.intake.release(Released { key });
@@ -198,7 +201,7 @@ where
                 self.defer_timeouts.fetch_add(1, SeqCst);
             }
             let label = self.intake.label_of(&job.key);
-            self.settle_slot(slot, done.take(), Some((&job, &label)), now);
+            self.settle_slot(slot, done.take(), Some((&job, &label)), spare, now);
             let woke = self.wake_one();
             return Next::Run(job, label, woke);
         }
@@ -206,11 +209,16 @@ where
 
     /// Records the slot's finished operation (if `done`) and starts `job` (if any), in one
     /// critical section, so readers always find the operation running or finished.
+    ///
+    /// Results of records this pushes out of the window are dropped after the lock is
+    /// released (a result's `Drop` is user code), through `spare`, a buffer the worker keeps
+    /// so that this allocates nothing once warm.
     pub(super) fn settle_slot(
         &self,
         slot: &Slot<R, I::Label>,
         done: Option<Result<R, OperationError>>,
         start: Option<Start<'_, T, I>>,
+        spare: &mut Vec<R>,
         now: Instant,
     ) {
         if done.is_none() && start.is_none() {
@@ -221,10 +229,13 @@ where
         if let Some(outcome) = done {
             let (rec, pinned) = st.running.finish(now, outcome);
             st.window.record(rec, pinned, now, &self.hub.gates);
+            st.window.take_dead(spare);
         }
         if let Some((job, label)) = start {
             st.running.start(job.id, Some(label.clone()), job.seq, now);
         }
+        drop(guard);
+        spare.clear();
     }
 
     /// Nothing to start: exit if the coordinator is done with us, else park.
@@ -246,6 +257,7 @@ where
     /// Leaves if there are more workers than the limit; answers whether this worker left. Its
     /// finished operations move to the window of retired workers.
     pub(super) fn try_exit_for_shrink(&self, slot: &WorkerSlot<T, I, R>) -> bool {
+        let mut dead = Vec::new();
         let mut track = self.track();
         let mut ctl = self.ctl();
         if self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
@@ -256,11 +268,17 @@ where
         track
             .retired
             .absorb(&mut slot.lock().window, &self.hub.gates);
+        track.retired.take_dead(&mut dead);
+        drop(ctl);
+        drop(track);
+        // Results that left the window are dropped outside the locks.
+        drop(dead);
         true
     }
 
     /// Unregisters an exiting worker (shrink exits already did).
     pub(super) fn exit(&self, slot: &WorkerSlot<T, I, R>) {
+        let mut dead = Vec::new();
         let mut track = self.track();
         let mut ctl = self.ctl();
         if let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
@@ -269,9 +287,11 @@ where
             track
                 .retired
                 .absorb(&mut slot.lock().window, &self.hub.gates);
+            track.retired.take_dead(&mut dead);
         }
         drop(ctl);
         drop(track);
+        drop(dead);
         // Someone else may have to take over (a shrink exit while items are ready).
         self.wake_one();
         self.check_drained();
@@ -312,6 +332,16 @@ where
     Err(failure.with_cancelled(cancelled))
 }
 
+/// What a worker carries from one item to the next.
+pub(super) struct Carry<R, K> {
+    /// The key of the previous item, released with the next pop.
+    release: Option<Released<K>>,
+    /// What the previous item came to, recorded with the next start.
+    done: Option<Result<R, OperationError>>,
+    /// Where results leaving the window wait to be dropped outside the slot's lock.
+    spare: Vec<R>,
+}
+
 /// One worker: runs items one after another until the coordinator no longer needs it.
 pub(super) async fn worker<T, I, R, F, Fut, E>(
     shared: Arc<Shared<T, I, R>>,
@@ -329,10 +359,11 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
     let mut woken = true;
     let mut defer_attempts = 0u32;
     let mut now = time::now();
-    // The key of the previous item, released with the next pop.
-    let mut release: Option<Released<I::Key>> = None;
-    // What the previous item came to, recorded with the next start.
-    let mut done: Option<Result<R, OperationError>> = None;
+    let mut carry = Carry {
+        release: None,
+        done: None,
+        spare: Vec::new(),
+    };
     loop {
         if std::mem::take(&mut woken) {
             shared.parking.waking.store(false, SeqCst);
@@ -344,8 +375,8 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
         {
             if defer_attempts < shared.max_defer_attempts && shared.intake.has_ready() {
                 defer_attempts += 1;
-                shared.settle_slot(&slot, done.take(), None, now);
-                if let Some(r) = release.take() {
+                shared.settle_slot(&slot, carry.done.take(), None, &mut carry.spare, now);
+                if let Some(r) = carry.release.take() {
                     shared.intake.release(r);
                 }
                 slot.busy.store(false, SeqCst);
@@ -360,14 +391,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
             overrun = defer_attempts >= shared.max_defer_attempts;
         }
         let cancel_gate = shared.gates_on && shared.gate_active(GateKind::Cancel);
-        match shared.next(
-            &slot,
-            release.take(),
-            done.take(),
-            now,
-            cancel_gate,
-            overrun,
-        ) {
+        match shared.next(&slot, &mut carry, now, cancel_gate, overrun) {
             Next::Run(job, label, woke) => {
                 defer_attempts = 0;
                 if woke && shared.multi_thread {
@@ -383,16 +407,17 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 let caught = AssertUnwindSafe(async move { body(item, op).await })
                     .catch_unwind()
                     .await;
+                slot.body_returned(job.id);
                 let outcome = settle(&shared, caught);
                 now = time::now();
-                release = Some(Released { key: job.key });
+                carry.release = Some(Released { key: job.key });
                 if let Some(sampler) = &shared.on_sample {
                     // The sampler sees this operation finished.
-                    shared.settle_slot(&slot, Some(outcome), None, now);
+                    shared.settle_slot(&slot, Some(outcome), None, &mut carry.spare, now);
                     shared.sample(sampler);
                     now = time::now();
                 } else {
-                    done = Some(outcome);
+                    carry.done = Some(outcome);
                 }
                 // Still busy: the operation is recorded, the key released and `busy` cleared
                 // by the next pop. Bodies that never wait would let this loop hold its thread
@@ -415,6 +440,10 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     || shared.workers.load(SeqCst) > shared.limit.load(SeqCst);
                 if again {
                     if take_one(&shared.parking.idle) {
+                        // A wake-up meant for a parked worker may already sit in our
+                        // `Notified` (a stale `idle` count lets a producer notify nobody in
+                        // particular): if so we are that worker and clear `waking`.
+                        woken = notified.as_mut().now_or_never().is_some();
                         now = time::now();
                         continue;
                     }
@@ -427,6 +456,10 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 if shared.wake_all_gen.load(SeqCst) == generation {
                     notified.await;
                     woken = true;
+                } else {
+                    // Woken by a wake-all; a wake-up stored for a parked worker may have
+                    // reached us too (see above).
+                    woken = notified.as_mut().now_or_never().is_some();
                 }
                 now = time::now();
             }
