@@ -41,10 +41,14 @@ impl<R> ResultSnapshot<R> {
 
 /// A work queue whose body returns a value, kept alongside the operation's metadata.
 ///
-/// Results live exactly as long as their operation stays in the window (bounded by
-/// `max_tracked_operations` and `max_operation_lifetime`), so memory stays bounded however many
-/// items pass. [`on_sample`](Options::on_sample) receives base snapshots only, never results.
-/// Everything else is as on [`WorkCoordinator`](crate::WorkCoordinator).
+/// Results live as long as their operation stays in the window (bounded by
+/// `max_tracked_operations` and `max_operation_lifetime`; see
+/// [`Options::max_tracked_operations`] for how the per-worker shards bound memory), so memory
+/// stays bounded however many items pass. A result's `Drop` runs outside the coordinator's
+/// locks (it may call back into the coordinator); reads that return results (`results`,
+/// `snapshot`, ...) clone them while the window is locked, so keep `R::clone` cheap and free of
+/// calls into the coordinator. [`on_sample`](Options::on_sample) receives base snapshots only,
+/// never results. Everything else is as on [`WorkCoordinator`](crate::WorkCoordinator).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
