@@ -156,11 +156,17 @@ impl<R, L> Window<R, L> {
         }
     }
 
-    /// Hands the results of records that left over to `into` (in exchange for its buffer),
-    /// so the caller drops them after releasing the lock.
+    /// Hands the results of records that left over to `into`, so the caller drops them after
+    /// releasing the lock. An empty `into` is swapped in (the worker's two buffers take turns,
+    /// so neither is reallocated once warm); otherwise they are appended.
     pub(crate) fn take_dead(&mut self, into: &mut Vec<R>) {
-        if !self.dead.is_empty() {
+        if self.dead.is_empty() {
+            return;
+        }
+        if into.is_empty() {
             std::mem::swap(&mut self.dead, into);
+        } else {
+            into.append(&mut self.dead);
         }
     }
 

@@ -66,13 +66,10 @@ where
         // Results that left the window are dropped once every lock is released (a result's
         // `Drop` is user code).
         let mut dead = Vec::new();
-        let mut more = Vec::new();
         for st in slots.iter_mut() {
-            st.window.take_dead(&mut more);
-            dead.append(&mut more);
+            st.window.take_dead(&mut dead);
         }
-        track.retired.take_dead(&mut more);
-        dead.append(&mut more);
+        track.retired.take_dead(&mut dead);
         drop(slots);
         drop(ctl);
         drop(track);

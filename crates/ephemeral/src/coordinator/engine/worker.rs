@@ -164,7 +164,7 @@ where
                 leave(release, done, spare);
                 return Next::Exit;
             }
-            if self.workers.load(SeqCst) > self.limit.load(SeqCst) && self.must_shrink() {
+            if self.must_shrink() {
                 leave(release, done, spare);
                 if self.try_exit_for_shrink(slot) {
                     return Next::Exit;
@@ -250,7 +250,7 @@ where
 
     /// Whether there are more workers than the limit (checked again under the lock by
     /// [`try_exit_for_shrink`](Self::try_exit_for_shrink)).
-    fn must_shrink(&self) -> bool {
+    pub(super) fn must_shrink(&self) -> bool {
         self.workers.load(SeqCst) > self.limit.load(SeqCst)
     }
 
@@ -437,7 +437,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 let again = shared.cancelled.load(SeqCst)
                     || shared.runnable()
                     || (shared.closed.load(SeqCst) && shared.intake.len() == 0)
-                    || shared.workers.load(SeqCst) > shared.limit.load(SeqCst);
+                    || shared.must_shrink();
                 if again {
                     if take_one(&shared.parking.idle) {
                         // A wake-up meant for a parked worker may already sit in our
