@@ -4,7 +4,7 @@
 use crate::id::OperationId;
 use crate::label::{KeyLabel, Label};
 use crossbeam_queue::{ArrayQueue, SegQueue};
-use std::collections::hash_map::Entry as MapEntry;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -84,37 +84,15 @@ const RING_MAX: usize = 1 << 16;
 
 /// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
 /// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
-/// queue plus a pending counter for very large ones.
+/// queue plus a pending counter for very large ones. Slots hold a `Job` with no key and no
+/// label (two to a cache line for word-sized items).
 ///
 /// Layout matters here: the segmented counter is written by both sides, so it sits on lines
 /// of its own, away from the read-only variant tag and queue fields every pop reads.
-pub(crate) struct Fifo<T> {
-    queue: FifoQueue<T>,
-}
-
-/// A pending item of a FIFO intake: no key and no label, so ring slots stay small (two to a
-/// cache line for word-sized items).
-struct Entry<T> {
-    item: T,
-    id: OperationId,
-    seq: u64,
-}
-
-impl<T> Entry<T> {
-    fn into_job(self) -> Job<T, ()> {
-        Job {
-            item: self.item,
-            id: self.id,
-            key: (),
-            seq: self.seq,
-        }
-    }
-}
-
-enum FifoQueue<T> {
-    Ring(ArrayQueue<Entry<T>>),
+pub(crate) enum Fifo<T> {
+    Ring(ArrayQueue<Job<T, ()>>),
     Segmented {
-        queue: SegQueue<Entry<T>>,
+        queue: SegQueue<Job<T, ()>>,
         /// Reserved before a push, released after a pop: never above the capacity.
         len: Padded<AtomicUsize>,
     },
@@ -123,23 +101,23 @@ enum FifoQueue<T> {
 impl<T> Fifo<T> {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
-        let queue = if capacity <= RING_MAX {
-            FifoQueue::Ring(ArrayQueue::new(capacity))
+        if capacity <= RING_MAX {
+            Fifo::Ring(ArrayQueue::new(capacity))
         } else {
-            FifoQueue::Segmented {
+            Fifo::Segmented {
                 queue: SegQueue::new(),
                 len: Padded(AtomicUsize::new(0)),
             }
-        };
-        Fifo { queue }
+        }
     }
 
-    fn entry(item: T, ticket: u64) -> Entry<T> {
+    fn job(item: T, ticket: u64) -> Job<T, ()> {
         // Producers are ordered by the queue itself; the stamp only has to grow with it. (Two
         // producers racing a refusal may share a stamp; their order is then unspecified.)
-        Entry {
+        Job {
             item,
             id: OperationId::next(),
+            key: (),
             seq: ticket,
         }
     }
@@ -150,15 +128,15 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Label = ();
 
     fn len(&self) -> usize {
-        match &self.queue {
-            FifoQueue::Ring(queue) => queue.len(),
-            FifoQueue::Segmented { len, .. } => len.load(Ordering::SeqCst),
+        match self {
+            Fifo::Ring(queue) => queue.len(),
+            Fifo::Segmented { len, .. } => len.load(Ordering::SeqCst),
         }
     }
     fn has_ready(&self) -> bool {
-        match &self.queue {
-            FifoQueue::Ring(queue) => !queue.is_empty(),
-            FifoQueue::Segmented { queue, .. } => !queue.is_empty(),
+        match self {
+            Fifo::Ring(queue) => !queue.is_empty(),
+            Fifo::Segmented { queue, .. } => !queue.is_empty(),
         }
     }
     fn try_push(
@@ -169,18 +147,18 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         _fair: bool,
         ticket: u64,
     ) -> Result<OperationId, Refused<T, ()>> {
-        match &self.queue {
-            FifoQueue::Ring(queue) => {
+        match self {
+            Fifo::Ring(queue) => {
                 // The ring was built with exactly `capacity` slots.
                 debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::entry(item, ticket);
+                let job = Self::job(item, ticket);
                 let id = job.id;
                 queue
                     .push(job)
                     .map(|()| id)
                     .map_err(|job| Refused::Full(job.item, ()))
             }
-            FifoQueue::Segmented { queue, len } => {
+            Fifo::Segmented { queue, len } => {
                 if len
                     .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                         (n < capacity).then_some(n + 1)
@@ -189,7 +167,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
                 {
                     return Err(Refused::Full(item, ()));
                 }
-                let job = Self::entry(item, ticket);
+                let job = Self::job(item, ticket);
                 let id = job.id;
                 queue.push(job);
                 Ok(id)
@@ -197,12 +175,12 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         }
     }
     fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
-        match &self.queue {
-            FifoQueue::Ring(queue) => queue.pop().map(Entry::into_job),
-            FifoQueue::Segmented { queue, len } => {
-                let entry = queue.pop()?;
+        match self {
+            Fifo::Ring(queue) => queue.pop(),
+            Fifo::Segmented { queue, len } => {
+                let job = queue.pop()?;
                 len.fetch_sub(1, Ordering::SeqCst);
-                Some(entry.into_job())
+                Some(job)
             }
         }
     }
@@ -398,12 +376,12 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     fn insert(&self, shard: &mut Shard<T, K>, key: K, queued: Queued<T>) {
         // One lookup: the entry API hashes and probes once for both cases.
         let ready = match shard.keys.entry(key) {
-            MapEntry::Occupied(mut e) => {
+            Entry::Occupied(mut e) => {
                 let state = e.get_mut();
                 state.push(queued);
                 state.becomes_ready(self.per_key).then(|| e.key().clone())
             }
-            MapEntry::Vacant(e) => {
+            Entry::Vacant(e) => {
                 let mut state = KeyState {
                     head: Some(queued),
                     rest: VecDeque::new(),
@@ -507,7 +485,7 @@ where
     fn release(&self, released: Released<K>) {
         let Released { key } = released;
         let mut shard = self.shard(&key);
-        let MapEntry::Occupied(mut e) = shard.keys.entry(key) else {
+        let Entry::Occupied(mut e) = shard.keys.entry(key) else {
             return;
         };
         let state = e.get_mut();
