@@ -142,37 +142,20 @@ where
         cancel_gate: bool,
         overrun: bool,
     ) -> Next<T, I::Key, I::Label> {
-        let Carry {
-            release,
-            done,
-            spare,
-        } = carry;
-        // Leaving without popping: record the previous item, release its key, then stop
-        // counting as busy (in that order, so a drain never sees a key still held or an
-        // operation not yet counted).
-        let leave = |release: &mut Option<Released<I::Key>>,
-                     done: &mut Option<Result<R, OperationError>>,
-                     spare: &mut Vec<R>| {
-            self.settle_slot(slot, done.take(), None, spare, now);
-            if let Some(r) = release.take() {
-                self.intake.release(r);
-            }
-            slot.busy.store(false, SeqCst);
-        };
         loop {
             if self.cancelled.load(SeqCst) {
-                leave(release, done, spare);
+                self.leave(slot, carry, now);
                 return Next::Exit;
             }
             if self.must_shrink() {
-                leave(release, done, spare);
+                self.leave(slot, carry, now);
                 if self.try_exit_for_shrink(slot) {
                     return Next::Exit;
                 }
                 continue;
             }
             if self.paused.load(SeqCst) {
-                leave(release, done, spare);
+                self.leave(slot, carry, now);
                 return self.park_or_exit();
             }
             // Busy before popping: a drain check that finds the intake empty then sees us.
@@ -181,16 +164,16 @@ where
             if !slot.busy.load(SeqCst) {
                 slot.busy.store(true, SeqCst);
             }
-            let Some(job) = self.intake.pop(release.take()) else {
-                self.settle_slot(slot, done.take(), None, spare, now);
-                slot.busy.store(false, SeqCst);
+            let Some(job) = self.intake.pop(carry.release.take()) else {
+                // The pop released the previous key; `leave` records its operation.
+                self.leave(slot, carry, now);
                 self.check_drained();
                 return self.park_or_exit();
             };
             self.room_made();
             if cancel_gate {
                 // A cancel-on signal is present: queued items are not started.
-                self.settle_slot(slot, done.take(), None, spare, now);
+                self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
                 self.cancelled_items.fetch_add(1, SeqCst);
                 let Job { item, key, .. } = job;
                 self.intake.release(Released { key });
@@ -201,10 +184,27 @@ where
                 self.defer_timeouts.fetch_add(1, SeqCst);
             }
             let label = self.intake.label_of(&job.key);
-            self.settle_slot(slot, done.take(), Some((&job, &label)), spare, now);
+            let start = Some((&job, &label));
+            self.settle_slot(slot, carry.done.take(), start, &mut carry.spare, now);
             let woke = self.wake_one();
             return Next::Run(job, label, woke);
         }
+    }
+
+    /// Stops without taking an item: records the previous item, releases its key, then stops
+    /// counting as busy (in that order, so a drain never sees a key still held or an operation
+    /// not yet counted).
+    pub(super) fn leave(
+        &self,
+        slot: &Slot<R, I::Label>,
+        carry: &mut Carry<R, I::Key>,
+        now: Instant,
+    ) {
+        self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
+        if let Some(r) = carry.release.take() {
+            self.intake.release(r);
+        }
+        slot.busy.store(false, SeqCst);
     }
 
     /// Records the slot's finished operation (if `done`) and starts `job` (if any), in one
@@ -375,11 +375,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
         {
             if defer_attempts < shared.max_defer_attempts && shared.intake.has_ready() {
                 defer_attempts += 1;
-                shared.settle_slot(&slot, carry.done.take(), None, &mut carry.spare, now);
-                if let Some(r) = carry.release.take() {
-                    shared.intake.release(r);
-                }
-                slot.busy.store(false, SeqCst);
+                shared.leave(&slot, &mut carry, now);
                 shared.check_drained();
                 tokio::select! {
                     () = tokio::time::sleep(shared.defer_interval) => {}
