@@ -83,23 +83,17 @@ where
     ) -> Result<OperationId, EnqueueError<T>> {
         let (mut item, mut key) = match self.try_push(item, key) {
             Ok(id) => return Ok(id),
-            Err(Refusal::Full(item, key)) => (item, key),
-            Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
-            Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
-            Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
+            Err(refusal) => refusal.unless_full()?,
         };
         // The queue is full. Give the runtime's other tasks (our workers among them) a turn
         // first: they usually make room in bursts, so the producer then refills in a burst
         // instead of waiting (and being woken) once per freed slot.
         for _ in 0..YIELDS_BEFORE_WAITING {
             tokio::task::yield_now().await;
-            match self.try_push(item, key) {
+            (item, key) = match self.try_push(item, key) {
                 Ok(id) => return Ok(id),
-                Err(Refusal::Full(i, k)) => (item, key) = (i, k),
-                Err(Refusal::Closed(t)) => return Err(EnqueueError::Closed(t)),
-                Err(Refusal::Rejected(t)) => return Err(EnqueueError::Rejected(t)),
-                Err(Refusal::KeyOverloaded(t)) => return Err(EnqueueError::KeyOverloaded(t)),
-            }
+                Err(refusal) => refusal.unless_full()?,
+            };
         }
         loop {
             let notified = self.space.notified();
@@ -118,24 +112,21 @@ where
                     }
                     return Ok(id);
                 }
-                Err(Refusal::Full(i, k)) => {
-                    item = i;
-                    key = k;
-                    // Cancel safety: the guard withdraws our registration if this future is
-                    // dropped while waiting.
-                    let guard = WaiterGuard(&self.room.waiters);
-                    notified.await;
-                    drop(guard);
-                }
-                Err(refusal) => {
-                    self.room.waiters.fetch_sub(1, SeqCst);
-                    return Err(match refusal {
-                        Refusal::Closed(t) => EnqueueError::Closed(t),
-                        Refusal::Rejected(t) => EnqueueError::Rejected(t),
-                        Refusal::KeyOverloaded(t) => EnqueueError::KeyOverloaded(t),
-                        Refusal::Full(..) => unreachable!("handled above"),
-                    });
-                }
+                Err(refusal) => match refusal.unless_full() {
+                    Ok((i, k)) => {
+                        item = i;
+                        key = k;
+                        // Cancel safety: the guard withdraws our registration if this future
+                        // is dropped while waiting.
+                        let guard = WaiterGuard(&self.room.waiters);
+                        notified.await;
+                        drop(guard);
+                    }
+                    Err(e) => {
+                        self.room.waiters.fetch_sub(1, SeqCst);
+                        return Err(e);
+                    }
+                },
             }
         }
     }

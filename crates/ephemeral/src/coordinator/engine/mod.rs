@@ -167,6 +167,17 @@ enum Refusal<T, K> {
 }
 
 impl<T, K> Refusal<T, K> {
+    /// The item and key back if the queue was full (worth waiting for room), else the error
+    /// `enqueue` answers.
+    fn unless_full(self) -> Result<(T, K), EnqueueError<T>> {
+        match self {
+            Refusal::Full(t, k) => Ok((t, k)),
+            Refusal::Closed(t) => Err(EnqueueError::Closed(t)),
+            Refusal::Rejected(t) => Err(EnqueueError::Rejected(t)),
+            Refusal::KeyOverloaded(t) => Err(EnqueueError::KeyOverloaded(t)),
+        }
+    }
+
     fn into_try(self) -> TryEnqueueError<T> {
         match self {
             Refusal::Full(t, _) => TryEnqueueError::Full(t),

@@ -257,14 +257,31 @@ where
     /// Leaves if there are more workers than the limit; answers whether this worker left. Its
     /// finished operations move to the window of retired workers.
     pub(super) fn try_exit_for_shrink(&self, slot: &WorkerSlot<T, I, R>) -> bool {
+        self.unregister(slot, true)
+    }
+
+    /// Unregisters an exiting worker (shrink exits already did).
+    pub(super) fn exit(&self, slot: &WorkerSlot<T, I, R>) {
+        self.unregister(slot, false);
+        // Someone else may have to take over (a shrink exit while items are ready).
+        self.wake_one();
+        self.check_drained();
+    }
+
+    /// Removes `slot` from the workers (only if they exceed the limit, with `shrinking`) and
+    /// moves its finished operations to the retired window; answers whether it did.
+    fn unregister(&self, slot: &WorkerSlot<T, I, R>, shrinking: bool) -> bool {
         let mut dead = Vec::new();
         let mut track = self.track();
         let mut ctl = self.ctl();
-        if self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
+        if shrinking && self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
             return false;
         }
+        let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) else {
+            return false;
+        };
+        ctl.slots.swap_remove(pos);
         self.workers.fetch_sub(1, SeqCst);
-        ctl.slots.retain(|s| !Arc::ptr_eq(s, slot));
         track
             .retired
             .absorb(&mut slot.lock().window, &self.hub.gates);
@@ -276,31 +293,9 @@ where
         true
     }
 
-    /// Unregisters an exiting worker (shrink exits already did).
-    pub(super) fn exit(&self, slot: &WorkerSlot<T, I, R>) {
-        let mut dead = Vec::new();
-        let mut track = self.track();
-        let mut ctl = self.ctl();
-        if let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) {
-            ctl.slots.swap_remove(pos);
-            self.workers.fetch_sub(1, SeqCst);
-            track
-                .retired
-                .absorb(&mut slot.lock().window, &self.hub.gates);
-            track.retired.take_dead(&mut dead);
-        }
-        drop(ctl);
-        drop(track);
-        drop(dead);
-        // Someone else may have to take over (a shrink exit while items are ready).
-        self.wake_one();
-        self.check_drained();
-    }
-
     /// Calls `on_sample` for an operation that just finished (the worker stays busy, so drain
     /// waits for it).
     pub(super) fn sample(&self, sampler: &SampleHandler) {
-        // The worker is busy, so a drain waits for the sampler.
         let snapshot = self.snapshot_where(|_| true);
         let _ = std::panic::catch_unwind(AssertUnwindSafe(|| sampler(&snapshot)));
     }
