@@ -117,7 +117,7 @@ where
             |o| {
                 Keyed::new(
                     o.max_concurrency_per_key,
-                    o.fair_scheduling_threshold,
+                    o.fair_scheduling.then_some(o.fair_scheduling_threshold),
                     o.effective_queue_capacity(),
                 )
             },
@@ -180,7 +180,14 @@ where
     /// Items of `key` waiting to start.
     #[must_use]
     pub fn pending_count_for_key(&self, key: &K) -> usize {
-        self.shared.intake.pending_for(key)
+        let intake = &self.shared.intake;
+        if intake.takes_without_lock() {
+            // A taken item is pending until its worker shows it running.
+            self.shared
+                .with_started(|started| intake.pending_for(key, started))
+        } else {
+            intake.pending_for(key, |_| false)
+        }
     }
 
     /// Keys with anything pending or running (idle keys are forgotten at once).

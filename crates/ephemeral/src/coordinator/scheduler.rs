@@ -53,8 +53,8 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     fn len(&self) -> usize;
     /// Whether an item could start now (its key is below its cap).
     fn has_ready(&self) -> bool;
-    /// Adds an item unless `capacity` items are pending (or, with `fair`, its key is over the
-    /// threshold); answers its id.
+    /// Adds an item unless `capacity` items are pending (or, with fair scheduling, its key is
+    /// at the threshold); answers its id.
     ///
     /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
     /// the start-order stamp (their start order is their enqueue order), which saves them a
@@ -64,7 +64,6 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
         item: T,
         key: Self::Key,
         capacity: usize,
-        fair: bool,
         ticket: u64,
     ) -> Result<OperationId, Refused<T, Self::Key>>;
     /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
@@ -144,7 +143,6 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         item: T,
         (): (),
         capacity: usize,
-        _fair: bool,
         ticket: u64,
     ) -> Result<OperationId, Refused<T, ()>> {
         match self {
@@ -193,40 +191,46 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     }
 }
 
-/// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of keys
-/// that can start.
+/// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of the
+/// items that can start.
 ///
 /// A key's state lives in the shard its hash picks, behind that shard's lock; nothing takes
 /// more than one shard lock at a time, and no lock is shared by all keys, so producers and
-/// workers on different threads rarely meet. The order in which ready keys are served is one
-/// global FIFO (`ready`): a key enters it when it becomes startable and, after one of its items
-/// is taken, re-enters at the back if it is still startable, so service is round-robin over
-/// every ready key, exactly as with one lock.
+/// workers on different threads rarely meet. A key's next item is *admitted* (moved from its
+/// key's queue to the back of `ready`, one global FIFO that workers take from without a lock)
+/// when the key has fewer than `per_key` items admitted and none waiting in `ready`. Once one
+/// of its items is taken, the key's next item is admitted behind every item already waiting,
+/// so service is round-robin over every key that can start.
+///
+/// With one item per key and no fairness limit (the defaults), taking an item touches no
+/// shard at all: its key's state changes only when the item is released. Otherwise the taker
+/// locks the key's shard to mark the item taken (the fairness limit counts items waiting in
+/// `ready`) and to admit the key's next item.
 ///
 /// # Invariants
 ///
-/// * `pending` counts items waiting in key queues; it never exceeds the capacity (room is
-///   reserved before an insert).
-/// * A key has an entry in its shard iff it has an item pending or running; idle keys cost
-///   nothing.
-/// * A key is in `ready` (once) iff its `in_ready` flag is set, which holds iff it had an item
-///   pending and fewer than `per_key` running when it was pushed; only the worker that pops it
-///   from `ready` takes its items, so both stay true until then. (A cancel may empty a key
-///   while it sits in `ready`; its popper then skips it.)
-/// * Keys in `ready` ≤ keys with an item pending ≤ capacity, so a ring of `capacity` slots
-///   never overflows (a cancel drains shards before `ready` and gives room back last, so its
-///   stale entries never coexist with new reservations; a spill queue would absorb a
-///   miscount anyway).
+/// * `pending` counts items in key queues and in `ready`; it never exceeds the capacity (room
+///   is reserved before an insert and given back only after an item left `ready`).
+/// * A key has an entry in its shard iff it has an item queued, admitted or running; idle keys
+///   cost nothing.
+/// * A key has at most one item in `ready`, whose id its `in_ready` holds from admission until
+///   the item is taken (until it is released, when taking does not lock); `admitted` counts
+///   that item and the key's running ones, never more than `per_key`.
+/// * Items in `ready` ≤ `pending` ≤ capacity, so a ring of `capacity` slots never overflows
+///   (a spill queue would absorb a miscount anyway).
 pub(crate) struct Keyed<T, K> {
     shards: Box<[LockedShard<T, K>]>,
     /// Picks a key's shard (seeded, like the shards' own maps).
     pick: foldhash::fast::RandomState,
-    ready: Ready<K>,
+    ready: Ready<Job<T, K>>,
     pending: Padded<AtomicUsize>,
     /// Start-order stamps.
     seq: Padded<AtomicU64>,
     per_key: usize,
-    threshold: usize,
+    /// With fair scheduling, the most items one key may have pending.
+    threshold: Option<usize>,
+    /// Whether taking an item locks its key's shard (see the type's docs).
+    locked_take: bool,
 }
 
 /// Shards of the key map.
@@ -241,16 +245,17 @@ struct Shard<T, K> {
     keys: HashMap<K, KeyState<T>, foldhash::fast::RandomState>,
 }
 
-/// The FIFO of ready keys: a preallocated ring up to [`RING_MAX`], a segmented queue above.
-struct Ready<K> {
-    ring: Option<ArrayQueue<K>>,
+/// The FIFO of admitted items: a preallocated ring up to [`RING_MAX`], a segmented queue
+/// above.
+struct Ready<J> {
+    ring: Option<ArrayQueue<J>>,
     /// The queue itself when there is no ring. With a ring it stays empty while the invariants
-    /// hold (ready keys never outnumber pending items, which never exceed the ring's size); it
-    /// is there so that a miscount could only reorder keys, never lose one or panic.
-    queue: SegQueue<K>,
+    /// hold (admitted items never outnumber pending ones, which never exceed the ring's size);
+    /// it is there so that a miscount could only reorder items, never lose one or panic.
+    queue: SegQueue<J>,
 }
 
-impl<K> Ready<K> {
+impl<J> Ready<J> {
     fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
         Ready {
@@ -259,19 +264,19 @@ impl<K> Ready<K> {
         }
     }
 
-    fn push(&self, key: K) {
+    fn push(&self, job: J) {
         match &self.ring {
             Some(ring) => {
-                if let Err(key) = ring.push(key) {
-                    debug_assert!(false, "more ready keys than pending items");
-                    self.queue.push(key);
+                if let Err(job) = ring.push(job) {
+                    debug_assert!(false, "more admitted items than pending ones");
+                    self.queue.push(job);
                 }
             }
-            None => self.queue.push(key),
+            None => self.queue.push(job),
         }
     }
 
-    fn pop(&self) -> Option<K> {
+    fn pop(&self) -> Option<J> {
         self.ring
             .as_ref()
             .and_then(ArrayQueue::pop)
@@ -290,18 +295,20 @@ struct Queued<T> {
 }
 
 /// One key's queue and counts: small (two cache lines with its map slot for word-sized items
-/// and keys), since every item touches it three times.
+/// and keys), since every item touches it at least twice.
 struct KeyState<T> {
-    /// The oldest pending item, inline: a key with one item pending allocates no queue.
+    /// The oldest queued item, inline: a key with one item queued allocates no queue.
     head: Option<Queued<T>>,
     /// The rest, in order.
     rest: VecDeque<Queued<T>>,
-    running: usize,
-    in_ready: bool,
+    /// Items admitted to `ready` and not released: waiting there, or running.
+    admitted: usize,
+    /// The key's item waiting in `ready` (see [`Keyed`]'s invariants).
+    in_ready: Option<OperationId>,
 }
 
 impl<T> KeyState<T> {
-    fn pending(&self) -> usize {
+    fn queued(&self) -> usize {
         usize::from(self.head.is_some()) + self.rest.len()
     }
 
@@ -319,20 +326,25 @@ impl<T> KeyState<T> {
         Some(queued)
     }
 
-    /// Whether the key should enter `ready` now (and marks it so).
-    fn becomes_ready(&mut self, per_key: usize) -> bool {
-        if !self.in_ready && self.head.is_some() && self.running < per_key {
-            self.in_ready = true;
-            true
-        } else {
-            false
+    /// Takes the next item to admit, if the key may have one more admitted now.
+    fn admit(&mut self, per_key: usize) -> Option<Queued<T>> {
+        if self.in_ready.is_some() || self.admitted >= per_key {
+            return None;
         }
+        let queued = self.pop()?;
+        self.admitted += 1;
+        self.in_ready = Some(queued.id);
+        Some(queued)
+    }
+
+    fn idle(&self) -> bool {
+        self.admitted == 0 && self.head.is_none()
     }
 }
 
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
-    /// `threshold` is only consulted when a push asks for fairness.
-    pub(crate) fn new(per_key: usize, threshold: usize, capacity: usize) -> Self {
+    /// `threshold`: with fair scheduling, the most items one key may have pending.
+    pub(crate) fn new(per_key: usize, threshold: Option<usize>, capacity: usize) -> Self {
         Keyed {
             shards: (0..SHARDS)
                 .map(|_| {
@@ -347,6 +359,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             seq: Padded(AtomicU64::new(0)),
             per_key,
             threshold,
+            locked_take: per_key > 1 || threshold.is_some(),
         }
     }
 
@@ -363,8 +376,21 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub(crate) fn pending_for(&self, key: &K) -> usize {
-        self.shard(key).keys.get(key).map_or(0, KeyState::pending)
+    /// Items of `key` not started: queued, or admitted and not taken. `started` says whether
+    /// an item taken without a lock has started yet (the caller answers it under the locks
+    /// that make it exact).
+    pub(crate) fn pending_for(&self, key: &K, started: impl Fn(OperationId) -> bool) -> usize {
+        self.shard(key).keys.get(key).map_or(0, |state| {
+            let waiting = state
+                .in_ready
+                .is_some_and(|id| self.locked_take || !started(id));
+            state.queued() + usize::from(waiting)
+        })
+    }
+
+    /// Whether [`pending_for`](Self::pending_for) needs its `started` answer.
+    pub(crate) fn takes_without_lock(&self) -> bool {
+        !self.locked_take
     }
 
     /// Keys with something pending or running.
@@ -372,31 +398,63 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         self.shards().map(|s| s.keys.len()).sum()
     }
 
-    /// Puts an item at the back of its key's queue (the caller reserved room).
+    /// Puts `queued` at the back of `ready` (under its key's shard lock).
+    fn enter_ready(&self, key: K, queued: Queued<T>) {
+        let Queued { item, id } = queued;
+        self.ready.push(Job {
+            item,
+            id,
+            key,
+            // Stamped when taken.
+            seq: 0,
+        });
+    }
+
+    /// Puts an item at the back of its key's queue, or straight into `ready` if the key may
+    /// start it (the caller reserved room).
     fn insert(&self, shard: &mut Shard<T, K>, key: K, queued: Queued<T>) {
         // One lookup: the entry API hashes and probes once for both cases.
-        let ready = match shard.keys.entry(key) {
+        match shard.keys.entry(key) {
             Entry::Occupied(mut e) => {
                 let state = e.get_mut();
                 state.push(queued);
-                state.becomes_ready(self.per_key).then(|| e.key().clone())
+                if let Some(next) = state.admit(self.per_key) {
+                    self.enter_ready(e.key().clone(), next);
+                }
             }
             Entry::Vacant(e) => {
-                let mut state = KeyState {
-                    head: Some(queued),
+                // An idle key: its item is admitted at once.
+                let key = e.key().clone();
+                e.insert(KeyState {
+                    head: None,
                     rest: VecDeque::new(),
-                    running: 0,
-                    in_ready: false,
-                };
-                let ready = state.becomes_ready(self.per_key).then(|| e.key().clone());
-                e.insert(state);
-                ready
+                    admitted: 1,
+                    in_ready: Some(queued.id),
+                });
+                self.enter_ready(key, queued);
             }
+        }
+    }
+
+    /// An admitted item of `key` left: it was released after running, or `cancelled` out of
+    /// `ready`. Admits the key's next item, or forgets the key if it is idle.
+    fn unadmit(&self, key: K, cancelled: bool) {
+        let mut shard = self.shard(&key);
+        let Entry::Occupied(mut e) = shard.keys.entry(key) else {
+            debug_assert!(false, "an admitted item's key is tracked");
+            return;
         };
-        if let Some(key) = ready {
-            // Still under the shard lock: the key's flag and its place in `ready` change
-            // together.
-            self.ready.push(key);
+        let state = e.get_mut();
+        state.admitted -= 1;
+        if cancelled || !self.locked_take {
+            // Its item was the one in `ready` (cancelled), or taking it did not clear the
+            // mark (one item per key: it was the key's only admitted item).
+            state.in_ready = None;
+        }
+        if let Some(next) = state.admit(self.per_key) {
+            self.enter_ready(e.key().clone(), next);
+        } else if state.idle() {
+            e.remove();
         }
     }
 
@@ -431,13 +489,18 @@ where
         item: T,
         key: K,
         capacity: usize,
-        fair: bool,
         _ticket: u64,
     ) -> Result<OperationId, Refused<T, K>> {
         let mut shard = self.shard(&key);
-        // With fairness, the per-key check is atomic with the insert (same shard lock).
-        if fair && shard.keys.get(&key).map_or(0, KeyState::pending) >= self.threshold {
-            return Err(Refused::KeyOverloaded(item));
+        // With fairness, the per-key check is atomic with the insert (same shard lock; taking
+        // an item then locks it too, so `in_ready` is exact).
+        if let Some(threshold) = self.threshold {
+            let pending = shard.keys.get(&key).map_or(0, |state| {
+                state.queued() + usize::from(state.in_ready.is_some())
+            });
+            if pending >= threshold {
+                return Err(Refused::KeyOverloaded(item));
+            }
         }
         if !self.reserve(capacity) {
             return Err(Refused::Full(item, key));
@@ -451,50 +514,27 @@ where
         if let Some(released) = release {
             self.release(released);
         }
-        loop {
-            let key = self.ready.pop()?;
-            let mut shard = self.shard(&key);
-            let Some(state) = shard.keys.get_mut(&key) else {
-                // Emptied by a cancel while it waited in `ready`.
-                continue;
-            };
-            if !state.in_ready {
-                // A stale entry (its key was emptied by a cancel while it waited).
-                continue;
+        let mut job = self.ready.pop()?;
+        if self.locked_take {
+            let mut shard = self.shard(&job.key);
+            if let Some(state) = shard.keys.get_mut(&job.key) {
+                debug_assert_eq!(state.in_ready, Some(job.id));
+                state.in_ready = None;
+                // Its next item queues behind every item waiting now: round-robin.
+                if let Some(next) = state.admit(self.per_key) {
+                    self.enter_ready(job.key.clone(), next);
+                }
+            } else {
+                debug_assert!(false, "an admitted item's key is tracked");
             }
-            state.in_ready = false;
-            let Some(Queued { item, id }) = state.pop() else {
-                continue;
-            };
-            state.running += 1;
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            let job = Job {
-                item,
-                id,
-                key: key.clone(),
-                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            };
-            // Still startable: back of the queue, so every ready key gets a turn first.
-            if state.becomes_ready(self.per_key) {
-                self.ready.push(key);
-            }
-            return Some(job);
         }
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        job.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        Some(job)
     }
 
     fn release(&self, released: Released<K>) {
-        let Released { key } = released;
-        let mut shard = self.shard(&key);
-        let Entry::Occupied(mut e) = shard.keys.entry(key) else {
-            return;
-        };
-        let state = e.get_mut();
-        state.running -= 1;
-        if state.running == 0 && state.head.is_none() {
-            e.remove();
-        } else if state.becomes_ready(self.per_key) {
-            self.ready.push(e.key().clone());
-        }
+        self.unadmit(released.key, false);
     }
 
     fn label_of(&self, key: &K) -> Label {
@@ -502,22 +542,25 @@ where
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {
-        // Shards first, then the keys they left in `ready` (all stale by then). A key that
-        // becomes ready meanwhile was pushed by a producer whose push landed after the cancel;
-        // that producer drains again (see the engine's `try_push`). Room is given back last,
-        // so no producer can reserve it while stale keys still sit in `ready`.
+        // Queued items first, then admitted ones, each released as a worker would. An item
+        // queued meanwhile was pushed by a producer whose push landed after the cancel; that
+        // producer drains again (see the engine's `try_push`). Room is given back last, so
+        // items in `ready` never outnumber it.
         let mut removed = 0;
         for mut shard in self.shards() {
             shard.keys.retain(|_, state| {
-                while let Some(job) = state.pop() {
-                    out.push(job.item);
+                while let Some(queued) = state.pop() {
+                    out.push(queued.item);
                     removed += 1;
                 }
-                state.in_ready = false;
-                state.running > 0
+                state.admitted > 0
             });
         }
-        while self.ready.pop().is_some() {}
+        while let Some(job) = self.ready.pop() {
+            removed += 1;
+            self.unadmit(job.key, true);
+            out.push(job.item);
+        }
         self.pending.fetch_sub(removed, Ordering::SeqCst);
     }
 }

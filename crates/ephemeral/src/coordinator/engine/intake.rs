@@ -40,10 +40,7 @@ where
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
-            match self
-                .intake
-                .try_push(item, key, self.capacity, self.fair, ticket)
-            {
+            match self.intake.try_push(item, key, self.capacity, ticket) {
                 Ok(id) => Ok(id),
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),

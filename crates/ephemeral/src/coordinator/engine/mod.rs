@@ -107,7 +107,6 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     /// Whether any cancel-on / defer-on pattern is configured (else no gate is ever checked).
     gates_on: bool,
     dynamic: bool,
-    fair: bool,
     on_sample: Option<SampleHandler>,
     defer_interval: Duration,
     max_defer_attempts: u32,
@@ -267,7 +266,6 @@ where
             drained: Notify::new(),
             capacity: options.effective_queue_capacity(),
             dynamic: options.dynamic_concurrency,
-            fair: options.fair_scheduling,
             on_sample: options.on_sample.clone(),
             defer_interval: options.defer_check_interval,
             max_defer_attempts: options.max_defer_attempts,

@@ -38,6 +38,16 @@ where
         }
     }
 
+    /// Runs `f` with a test of whether an operation is in a slot (its body running, or
+    /// returned and not recorded yet), under every slot's lock, so that whatever `f` reads
+    /// meanwhile is consistent with the test's answers.
+    pub(crate) fn with_started<X>(&self, f: impl FnOnce(&dyn Fn(OperationId) -> bool) -> X) -> X {
+        let ctl = self.ctl();
+        let slots: Vec<MutexGuard<'_, SlotState<R, I::Label>>> =
+            ctl.slots.iter().map(|s| s.lock()).collect();
+        f(&|id| slots.iter().any(|st| st.running.id == Some(id)))
+    }
+
     /// Locks the whole window (every worker's slot and the retired shard), trims it to its
     /// logical content (see `window`), and hands it to `f`.
     pub(super) fn with_window<X>(

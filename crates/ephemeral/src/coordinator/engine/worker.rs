@@ -191,19 +191,20 @@ where
         }
     }
 
-    /// Stops without taking an item: records the previous item, releases its key, then stops
-    /// counting as busy (in that order, so a drain never sees a key still held or an operation
-    /// not yet counted).
+    /// Stops without taking an item: releases the previous item's key, records the item,
+    /// then stops counting as busy (in that order, as in [`next`](Self::next): the item leaves
+    /// its key before it leaves its slot, so a key never counts it pending again, and a drain
+    /// never sees a key still held or an operation not yet counted).
     pub(super) fn leave(
         &self,
         slot: &Slot<R, I::Label>,
         carry: &mut Carry<R, I::Key>,
         now: Instant,
     ) {
-        self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
         if let Some(r) = carry.release.take() {
             self.intake.release(r);
         }
+        self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
         slot.busy.store(false, SeqCst);
     }
 
@@ -401,13 +402,16 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 slot.body_returned(job.id);
                 let outcome = settle(&shared, caught);
                 now = time::now();
-                carry.release = Some(Released { key: job.key });
+                let released = Released { key: job.key };
                 if let Some(sampler) = &shared.on_sample {
-                    // The sampler sees this operation finished.
+                    // The sampler sees this operation finished (its key released first, as
+                    // in `leave`).
+                    shared.intake.release(released);
                     shared.settle_slot(&slot, Some(outcome), None, &mut carry.spare, now);
                     shared.sample(sampler);
                     now = time::now();
                 } else {
+                    carry.release = Some(released);
                     carry.done = Some(outcome);
                 }
                 // Still busy: the operation is recorded, the key released and `busy` cleared
