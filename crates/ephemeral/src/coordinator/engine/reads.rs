@@ -112,18 +112,21 @@ where
         let mut out = self.with_window(|view| {
             let mut out = Vec::new();
             for st in view.slots.iter() {
-                if let Some(x) = st.running.snapshot().and_then(&mut running) {
-                    out.push((st.running.seq, x));
+                if let (Some(id), Some(x)) =
+                    (st.running.id, st.running.snapshot().and_then(&mut running))
+                {
+                    out.push(((st.running.seq, id), x));
                 }
             }
             for (rec, pinned) in view.finished() {
                 if let Some(x) = finished(rec, pinned) {
-                    out.push((rec.seq, x));
+                    out.push(((rec.seq, rec.id), x));
                 }
             }
             out
         });
-        out.sort_unstable_by_key(|(seq, _)| *seq);
+        // Stamps may tie (see `Job::seq`); ids then order by enqueue.
+        out.sort_unstable_by_key(|(order, _)| *order);
         out.into_iter().map(|(_, x)| x).collect()
     }
 
@@ -138,18 +141,17 @@ where
     /// Visits every live window signal, operations in start order.
     pub(crate) fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
         self.with_window(|view| {
-            let mut ops: Vec<(u64, &[SignalEvent])> = view
+            let mut ops: Vec<((u64, OperationId), &[SignalEvent])> = view
                 .slots
                 .iter()
-                .filter(|st| st.running.id.is_some())
-                .map(|st| (st.running.seq, st.running.signals.as_slice()))
+                .filter_map(|st| Some(((st.running.seq, st.running.id?), &st.running.signals[..])))
                 .chain(
                     view.finished()
-                        .map(|(rec, _)| (rec.seq, rec.signals.as_slice())),
+                        .map(|(rec, _)| ((rec.seq, rec.id), rec.signals.as_slice())),
                 )
                 .filter(|(_, s)| !s.is_empty())
                 .collect();
-            ops.sort_unstable_by_key(|(seq, _)| *seq);
+            ops.sort_unstable_by_key(|(order, _)| *order);
             for (_, signals) in ops {
                 for e in signals {
                     if visit(e).is_break() {

@@ -1,195 +1,15 @@
-//! Which pending item starts next: plain FIFO (lock-free), or per-key queues served
-//! round-robin (under their own short lock).
+//! The keyed intake: per-key FIFO queues served round-robin, at most `per_key` items of a key
+//! at a time.
 
+use super::{Intake, Job, Padded, Refused, Released, RING_MAX};
 use crate::id::OperationId;
-use crate::label::{KeyLabel, Label};
+use crate::label::Label;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-
-/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
-/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-/// One pending item.
-pub(crate) struct Job<T, K> {
-    pub(crate) item: T,
-    pub(crate) id: OperationId,
-    pub(crate) key: K,
-    /// Start-order stamp: the window lists operations by it.
-    pub(crate) seq: u64,
-}
-
-/// A key whose item stopped running.
-pub(crate) struct Released<K> {
-    pub(crate) key: K,
-}
-
-/// Why an intake refused an item.
-pub(crate) enum Refused<T, K> {
-    Full(T, K),
-    KeyOverloaded(T),
-}
-
-/// The pending queue of a coordinator. Thread-safe by itself: the engine calls it without
-/// holding any lock of its own.
-pub(crate) trait Intake<T>: Send + Sync + 'static {
-    type Key: Send + 'static;
-    /// What records keep of a key.
-    type Label: KeyLabel;
-
-    /// Items pending.
-    fn len(&self) -> usize;
-    /// Whether an item could start now (its key is below its cap).
-    fn has_ready(&self) -> bool;
-    /// Adds an item unless `capacity` items are pending (or, with fair scheduling, its key is
-    /// at the threshold); answers its id.
-    ///
-    /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
-    /// the start-order stamp (their start order is their enqueue order), which saves them a
-    /// counter of their own.
-    fn try_push(
-        &self,
-        item: T,
-        key: Self::Key,
-        capacity: usize,
-        ticket: u64,
-    ) -> Result<OperationId, Refused<T, Self::Key>>;
-    /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
-    /// start, in one step; the item's key counts as running until it is released.
-    fn pop(&self, release: Option<Released<Self::Key>>) -> Option<Job<T, Self::Key>>;
-    /// An item of a key stopped running (or was dropped after `pop`).
-    fn release(&self, released: Released<Self::Key>);
-    /// The label snapshots show for `key` (made outside any lock).
-    fn label_of(&self, key: &Self::Key) -> Self::Label;
-    /// Removes every pending item (cancel).
-    fn drain_into(&self, out: &mut Vec<T>);
-}
-
-/// Largest queue capacity served by a preallocated ring; larger ones use a segmented queue
-/// that allocates as it fills (a ring of 10 million slots would be allocated up front).
-const RING_MAX: usize = 1 << 16;
-
-/// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
-/// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
-/// queue plus a pending counter for very large ones. Slots hold a `Job` with no key and no
-/// label (two to a cache line for word-sized items).
-///
-/// Layout matters here: the segmented counter is written by both sides, so it sits on lines
-/// of its own, away from the read-only variant tag and queue fields every pop reads.
-pub(crate) enum Fifo<T> {
-    Ring(ArrayQueue<Job<T, ()>>),
-    Segmented {
-        queue: SegQueue<Job<T, ()>>,
-        /// Reserved before a push, released after a pop: never above the capacity.
-        len: Padded<AtomicUsize>,
-    },
-}
-
-impl<T> Fifo<T> {
-    pub(crate) fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        if capacity <= RING_MAX {
-            Fifo::Ring(ArrayQueue::new(capacity))
-        } else {
-            Fifo::Segmented {
-                queue: SegQueue::new(),
-                len: Padded(AtomicUsize::new(0)),
-            }
-        }
-    }
-
-    fn job(item: T, ticket: u64) -> Job<T, ()> {
-        // Producers are ordered by the queue itself; the stamp only has to grow with it. (Two
-        // producers racing a refusal may share a stamp; their order is then unspecified.)
-        Job {
-            item,
-            id: OperationId::next(),
-            key: (),
-            seq: ticket,
-        }
-    }
-}
-
-impl<T: Send + 'static> Intake<T> for Fifo<T> {
-    type Key = ();
-    type Label = ();
-
-    fn len(&self) -> usize {
-        match self {
-            Fifo::Ring(queue) => queue.len(),
-            Fifo::Segmented { len, .. } => len.load(Ordering::SeqCst),
-        }
-    }
-    fn has_ready(&self) -> bool {
-        match self {
-            Fifo::Ring(queue) => !queue.is_empty(),
-            Fifo::Segmented { queue, .. } => !queue.is_empty(),
-        }
-    }
-    fn try_push(
-        &self,
-        item: T,
-        (): (),
-        capacity: usize,
-        ticket: u64,
-    ) -> Result<OperationId, Refused<T, ()>> {
-        match self {
-            Fifo::Ring(queue) => {
-                // The ring was built with exactly `capacity` slots.
-                debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::job(item, ticket);
-                let id = job.id;
-                queue
-                    .push(job)
-                    .map(|()| id)
-                    .map_err(|job| Refused::Full(job.item, ()))
-            }
-            Fifo::Segmented { queue, len } => {
-                if len
-                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                        (n < capacity).then_some(n + 1)
-                    })
-                    .is_err()
-                {
-                    return Err(Refused::Full(item, ()));
-                }
-                let job = Self::job(item, ticket);
-                let id = job.id;
-                queue.push(job);
-                Ok(id)
-            }
-        }
-    }
-    fn pop(&self, _release: Option<Released<()>>) -> Option<Job<T, ()>> {
-        match self {
-            Fifo::Ring(queue) => queue.pop(),
-            Fifo::Segmented { queue, len } => {
-                let job = queue.pop()?;
-                len.fetch_sub(1, Ordering::SeqCst);
-                Some(job)
-            }
-        }
-    }
-    fn release(&self, _released: Released<()>) {}
-    fn label_of(&self, (): &()) {}
-    fn drain_into(&self, out: &mut Vec<T>) {
-        while let Some(job) = self.pop(None) {
-            out.push(job.item);
-        }
-    }
-}
 
 /// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of the
 /// items that can start.
@@ -224,7 +44,7 @@ pub(crate) struct Keyed<T, K> {
     pick: foldhash::fast::RandomState,
     ready: Ready<Job<T, K>>,
     pending: Padded<AtomicUsize>,
-    /// Start-order stamps.
+    /// Start-order stamps, taken as items are admitted (by producers, mostly: on their core).
     seq: Padded<AtomicU64>,
     per_key: usize,
     /// With fair scheduling, the most items one key may have pending.
@@ -405,8 +225,8 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             item,
             id,
             key,
-            // Stamped when taken.
-            seq: 0,
+            // Under the key's shard lock: its items' stamps grow in its order.
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
         });
     }
 
@@ -514,7 +334,7 @@ where
         if let Some(released) = release {
             self.release(released);
         }
-        let mut job = self.ready.pop()?;
+        let job = self.ready.pop()?;
         if self.locked_take {
             let mut shard = self.shard(&job.key);
             if let Some(state) = shard.keys.get_mut(&job.key) {
@@ -529,7 +349,6 @@ where
             }
         }
         self.pending.fetch_sub(1, Ordering::SeqCst);
-        job.seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
         Some(job)
     }
 

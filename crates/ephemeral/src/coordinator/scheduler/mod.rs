@@ -1,0 +1,84 @@
+//! Which pending item starts next: plain FIFO (lock-free), or per-key queues served
+//! round-robin (under their own short lock).
+
+use crate::id::OperationId;
+use crate::label::KeyLabel;
+
+mod fifo;
+mod keyed;
+
+pub(crate) use fifo::Fifo;
+pub(crate) use keyed::Keyed;
+
+/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
+/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// One pending item.
+pub(crate) struct Job<T, K> {
+    pub(crate) item: T,
+    pub(crate) id: OperationId,
+    pub(crate) key: K,
+    /// Start-order stamp, given as the item becomes startable: the window lists operations by
+    /// it (then by id). Stamps grow in start order, except that items racing into the queue
+    /// may swap places (and, in a plain FIFO, share one).
+    pub(crate) seq: u64,
+}
+
+/// A key whose item stopped running.
+pub(crate) struct Released<K> {
+    pub(crate) key: K,
+}
+
+/// Why an intake refused an item.
+pub(crate) enum Refused<T, K> {
+    Full(T, K),
+    KeyOverloaded(T),
+}
+
+/// The pending queue of a coordinator. Thread-safe by itself: the engine calls it without
+/// holding any lock of its own.
+pub(crate) trait Intake<T>: Send + Sync + 'static {
+    type Key: Send + 'static;
+    /// What records keep of a key.
+    type Label: KeyLabel;
+
+    /// Items pending.
+    fn len(&self) -> usize;
+    /// Whether an item could start now (its key is below its cap).
+    fn has_ready(&self) -> bool;
+    /// Adds an item unless `capacity` items are pending (or, with fair scheduling, its key is
+    /// at the threshold); answers its id.
+    ///
+    /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
+    /// the start-order stamp (their start order is their enqueue order), which saves them a
+    /// counter of their own.
+    fn try_push(
+        &self,
+        item: T,
+        key: Self::Key,
+        capacity: usize,
+        ticket: u64,
+    ) -> Result<OperationId, Refused<T, Self::Key>>;
+    /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
+    /// start, in one step; the item's key counts as running until it is released.
+    fn pop(&self, release: Option<Released<Self::Key>>) -> Option<Job<T, Self::Key>>;
+    /// An item of a key stopped running (or was dropped after `pop`).
+    fn release(&self, released: Released<Self::Key>);
+    /// The label snapshots show for `key` (made outside any lock).
+    fn label_of(&self, key: &Self::Key) -> Self::Label;
+    /// Removes every pending item (cancel).
+    fn drain_into(&self, out: &mut Vec<T>);
+}
+
+/// Largest queue capacity served by a preallocated ring; larger ones use a segmented queue
+/// that allocates as it fills (a ring of 10 million slots would be allocated up front).
+pub(crate) const RING_MAX: usize = 1 << 16;
