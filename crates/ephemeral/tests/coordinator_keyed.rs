@@ -793,6 +793,88 @@ async fn a_key_is_forgotten_as_soon_as_it_is_idle() {
     assert!(!c.is_completed());
 }
 
+/// Follows `pending_count_for_key` as items wait in their key's queue, wait to be taken, run
+/// and finish (one slot, one item per key): an item counts as pending until it shows as
+/// running, and never again after.
+async fn pending_counts_follow_items(fair: bool) {
+    let (c, gate) = gated(
+        Options::default()
+            .max_concurrency(1)
+            .fair_scheduling(fair)
+            .fair_scheduling_threshold(100),
+    );
+    c.enqueue(('a', 0)).await.unwrap();
+    wait_until(1000, || c.active_count() == 1).await;
+    assert_eq!(c.pending_count_for_key(&'a'), 0, "a0 runs");
+    c.enqueue(('a', 1)).await.unwrap();
+    c.enqueue(('b', 0)).await.unwrap();
+    assert_eq!(c.pending_count_for_key(&'a'), 1, "a1 waits behind a0");
+    assert_eq!(c.pending_count_for_key(&'b'), 1, "b0 waits for the slot");
+    assert_eq!(c.pending_count(), 2);
+
+    // a0 ends: a1 queues behind b0, which starts.
+    gate.add_permits(1);
+    wait_until(1000, || c.total_completed() == 1 && c.active_count() == 1).await;
+    assert_eq!(c.running()[0].key(), Some("b"));
+    assert_eq!(c.pending_count_for_key(&'b'), 0, "b0 runs");
+    assert_eq!(c.pending_count_for_key(&'a'), 1, "a1 waits for the slot");
+    assert_eq!(c.pending_count(), 1);
+    assert_eq!(c.active_keys(), 2);
+
+    gate.add_permits(1);
+    wait_until(1000, || c.total_completed() == 2 && c.active_count() == 1).await;
+    assert_eq!(c.running()[0].key(), Some("a"));
+    assert_eq!(c.pending_count_for_key(&'a'), 0, "a1 runs");
+    assert_eq!(c.pending_count_for_key(&'b'), 0, "b0 ended");
+    assert_eq!(c.active_keys(), 1);
+
+    gate.add_permits(1);
+    c.complete();
+    c.drain().await;
+    assert_eq!(c.pending_count_for_key(&'a'), 0);
+    assert_eq!(c.active_keys(), 0);
+}
+
+#[tokio::test]
+async fn pending_counts_follow_items_taken_without_a_lock() {
+    pending_counts_follow_items(false).await;
+}
+
+#[tokio::test]
+async fn pending_counts_follow_items_with_fair_scheduling() {
+    pending_counts_follow_items(true).await;
+}
+
+#[tokio::test]
+async fn a_sampled_item_no_longer_counts_as_pending() {
+    type Keyed = KeyedWorkCoordinator<char, (char, u32)>;
+    let me: Arc<Mutex<Option<Keyed>>> = Arc::new(Mutex::new(None));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (m, s) = (me.clone(), seen.clone());
+    let c: Keyed = KeyedWorkCoordinator::new(
+        |it: &(char, u32)| it.0,
+        |_it, _op: Operation| async { BodyResult::Ok(()) },
+        Options::default()
+            .max_concurrency(1)
+            .on_sample(move |_snapshot| {
+                let c = m.lock().unwrap().clone();
+                if let Some(c) = c {
+                    s.lock().unwrap().push(c.pending_count_for_key(&'a'));
+                }
+            }),
+    );
+    *me.lock().unwrap() = Some(c.clone());
+    c.pause();
+    c.enqueue(('a', 0)).await.unwrap();
+    c.enqueue(('a', 1)).await.unwrap();
+    c.resume();
+    c.complete();
+    c.drain().await;
+    me.lock().unwrap().take();
+    // While a0 is sampled, a1 waits; while a1 is, nothing does.
+    assert_eq!(*seen.lock().unwrap(), [1, 0]);
+}
+
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
