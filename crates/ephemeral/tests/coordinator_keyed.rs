@@ -875,6 +875,54 @@ async fn a_sampled_item_no_longer_counts_as_pending() {
     assert_eq!(*seen.lock().unwrap(), [1, 0]);
 }
 
+/// Readers on another thread never see a key with more operations running than its cap: a
+/// worker settles its previous item (record, release) and takes the next in one step as far
+/// as readers can tell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_see_each_item_in_one_state_at_a_time() {
+    const KEYS: u32 = 3;
+    const ITEMS: u32 = 20_000;
+    let c = KeyedWorkCoordinator::new(
+        |n: &u32| n % KEYS,
+        |_n: u32, _op: Operation| async {
+            tokio::task::yield_now().await;
+            BodyResult::Ok(())
+        },
+        Options::default().max_concurrency(4).queue_capacity(64),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (c, stop) = (c.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let mut running = [0usize; KEYS as usize];
+                for op in c.running() {
+                    let key: usize = op.key().unwrap().parse().unwrap();
+                    running[key] += 1;
+                }
+                assert!(
+                    running.iter().all(|&n| n <= 1),
+                    "a key listed twice as running: {running:?}"
+                );
+                reads += 1;
+                // Let workers take the locks between reads (the mutexes are not fair).
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            reads
+        })
+    };
+    for n in 0..ITEMS {
+        c.enqueue(n).await.map_err(|_| ()).unwrap();
+    }
+    c.complete();
+    c.drain().await;
+    stop.store(true, Ordering::SeqCst);
+    let reads = reader.join().expect("reader saw an inconsistent state");
+    assert!(reads > 0);
+    assert_eq!(c.total_completed(), u64::from(ITEMS));
+}
+
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;

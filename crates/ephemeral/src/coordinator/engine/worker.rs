@@ -2,11 +2,23 @@
 use super::*;
 use crate::label::KeyLabel;
 
-/// An item to start in a slot, with its key's label.
-type Start<'a, T, I> = (
-    &'a Job<T, <I as Intake<T>>::Key>,
-    &'a <I as Intake<T>>::Label,
-);
+/// What [`settle_slot`](Shared::settle_slot) does after settling the previous item.
+pub(super) enum Take {
+    /// Nothing more.
+    Nothing,
+    /// Takes the next item and starts it.
+    Start,
+    /// Takes the next item and releases it unstarted (a cancel-on signal is present).
+    Discard,
+}
+
+/// What [`settle_slot`](Shared::settle_slot) took.
+pub(super) enum Taken<T, K, L> {
+    /// Started in the slot.
+    Run(Job<T, K>, L),
+    /// Released unstarted: the item, to be dropped outside the lock.
+    Discarded(T),
+}
 
 impl<T, I, R> Shared<T, I, R>
 where
@@ -129,11 +141,10 @@ where
 
     /// Takes the next item, or says to park or exit.
     ///
-    /// `done` is what the worker's previous item came to, not yet recorded: it is recorded
-    /// together with the start of the next item (one critical section of the slot's lock), or
-    /// on its own on the other paths. `release` is the previous item's key: it is released
-    /// together with the pop (one critical section for keyed coordinators), or on its own on
-    /// the other paths.
+    /// `carry` holds what the worker's previous item came to and its key, neither settled
+    /// yet: they are settled together with the start of the next item, in one critical
+    /// section of the slot's lock (see [`settle_slot`](Self::settle_slot)), or on their own
+    /// on the other paths.
     pub(super) fn next(
         &self,
         slot: &WorkerSlot<T, I, R>,
@@ -164,79 +175,100 @@ where
             if !slot.busy.load(SeqCst) {
                 slot.busy.store(true, SeqCst);
             }
-            let Some(job) = self.intake.pop(carry.release.take()) else {
-                // The pop released the previous key; `leave` records its operation.
-                self.leave(slot, carry, now);
+            let take = if cancel_gate {
+                Take::Discard
+            } else {
+                Take::Start
+            };
+            let taken = self.settle_slot(slot, carry, take, now);
+            let Some(taken) = taken else {
+                // The previous item is settled; nothing is ready.
+                slot.busy.store(false, SeqCst);
                 self.check_drained();
                 return self.park_or_exit();
             };
             self.room_made();
-            if cancel_gate {
-                // A cancel-on signal is present: queued items are not started.
-                self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
-                self.cancelled_items.fetch_add(1, SeqCst);
-                let Job { item, key, .. } = job;
-                self.intake.release(Released { key });
-                drop(item);
-                continue;
+            match taken {
+                Taken::Discarded(item) => {
+                    // A cancel-on signal is present: queued items are not started.
+                    self.cancelled_items.fetch_add(1, SeqCst);
+                    drop(item);
+                }
+                Taken::Run(job, label) => {
+                    if overrun {
+                        self.defer_timeouts.fetch_add(1, SeqCst);
+                    }
+                    let woke = self.wake_one();
+                    return Next::Run(job, label, woke);
+                }
             }
-            if overrun {
-                self.defer_timeouts.fetch_add(1, SeqCst);
-            }
-            let label = self.intake.label_of(&job.key);
-            let start = Some((&job, &label));
-            self.settle_slot(slot, carry.done.take(), start, &mut carry.spare, now);
-            let woke = self.wake_one();
-            return Next::Run(job, label, woke);
         }
     }
 
-    /// Stops without taking an item: releases the previous item's key, records the item,
-    /// then stops counting as busy (in that order, as in [`next`](Self::next): the item leaves
-    /// its key before it leaves its slot, so a key never counts it pending again, and a drain
-    /// never sees a key still held or an operation not yet counted).
+    /// Stops without taking an item: settles the previous one, then stops counting as busy
+    /// (in that order, so a drain never sees a key still held or an operation not yet
+    /// counted).
     pub(super) fn leave(
         &self,
         slot: &Slot<R, I::Label>,
         carry: &mut Carry<R, I::Key>,
         now: Instant,
     ) {
-        if let Some(r) = carry.release.take() {
-            self.intake.release(r);
-        }
-        self.settle_slot(slot, carry.done.take(), None, &mut carry.spare, now);
+        let taken = self.settle_slot(slot, carry, Take::Nothing, now);
+        debug_assert!(taken.is_none());
         slot.busy.store(false, SeqCst);
     }
 
-    /// Records the slot's finished operation (if `done`) and starts `job` (if any), in one
-    /// critical section, so readers always find the operation running or finished.
+    /// Settles the previous item (records its operation, releases its key), then does what
+    /// `take` says, all in one critical section of the slot's lock.
+    ///
+    /// Readers hold every slot's lock, so they see each item queued, running or finished,
+    /// never in two states or none: an operation still listed as running holds its key (no
+    /// other item of it has started in its place), and an item a worker took is running.
     ///
     /// Results of records this pushes out of the window are dropped after the lock is
-    /// released (a result's `Drop` is user code), through `spare`, a buffer the worker keeps
-    /// so that this allocates nothing once warm.
+    /// released (a result's `Drop` is user code), through `carry`'s spare buffer, kept so that
+    /// this allocates nothing once warm.
     pub(super) fn settle_slot(
         &self,
         slot: &Slot<R, I::Label>,
-        done: Option<Result<R, OperationError>>,
-        start: Option<Start<'_, T, I>>,
-        spare: &mut Vec<R>,
+        carry: &mut Carry<R, I::Key>,
+        take: Take,
         now: Instant,
-    ) {
-        if done.is_none() && start.is_none() {
-            return;
+    ) -> Option<Taken<T, I::Key, I::Label>> {
+        let done = carry.done.take();
+        let release = carry.release.take();
+        if done.is_none() && release.is_none() && matches!(take, Take::Nothing) {
+            return None;
         }
         let mut guard = slot.lock();
         let st = &mut *guard;
         if let Some(outcome) = done {
             let (rec, pinned) = st.running.finish(now, outcome);
             st.window.record(rec, pinned, now, &self.hub.gates);
-            st.window.take_dead(spare);
+            st.window.take_dead(&mut carry.spare);
         }
-        if let Some((job, label)) = start {
-            st.running.start(job.id, Some(label.clone()), job.seq, now);
-        }
+        let taken = match take {
+            Take::Nothing => {
+                if let Some(released) = release {
+                    self.intake.release(released);
+                }
+                None
+            }
+            Take::Start => self.intake.pop(release).map(|job| {
+                let label = self.intake.label_of(&job.key);
+                st.running.start(job.id, Some(label.clone()), job.seq, now);
+                Taken::Run(job, label)
+            }),
+            Take::Discard => self.intake.pop(release).map(|job| {
+                let Job { item, key, .. } = job;
+                self.intake.release(Released { key });
+                Taken::Discarded(item)
+            }),
+        };
         drop(guard);
-        spare.clear();
+        carry.spare.clear();
+        taken
     }
 
     /// Nothing to start: exit if the coordinator is done with us, else park.
@@ -402,17 +434,14 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 slot.body_returned(job.id);
                 let outcome = settle(&shared, caught);
                 now = time::now();
-                let released = Released { key: job.key };
+                carry.release = Some(Released { key: job.key });
+                carry.done = Some(outcome);
                 if let Some(sampler) = &shared.on_sample {
-                    // The sampler sees this operation finished (its key released first, as
-                    // in `leave`).
-                    shared.intake.release(released);
-                    shared.settle_slot(&slot, Some(outcome), None, &mut carry.spare, now);
+                    // The sampler sees this operation finished and its key released.
+                    let taken = shared.settle_slot(&slot, &mut carry, Take::Nothing, now);
+                    debug_assert!(taken.is_none());
                     shared.sample(sampler);
                     now = time::now();
-                } else {
-                    carry.release = Some(released);
-                    carry.done = Some(outcome);
                 }
                 // Still busy: the operation is recorded, the key released and `busy` cleared
                 // by the next pop. Bodies that never wait would let this loop hold its thread
