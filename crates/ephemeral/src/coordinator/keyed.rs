@@ -21,8 +21,8 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 ///
 /// Every item has a key (from `key_fn`). Items of one key start in enqueue order, at most
 /// [`Options::max_concurrency_per_key`] at a time; items of different keys run in parallel up
-/// to [`Options::max_concurrency`]. The scheduler keeps a FIFO queue per key and a ring of keys
-/// that can start:
+/// to [`Options::max_concurrency`]. The scheduler keeps a FIFO queue per key and one queue of
+/// the items that may start now, which workers take from without a lock:
 ///
 /// * **no head-of-line blocking**: an item whose key is idle starts as soon as a global slot
 ///   frees, however many items of busy keys wait ahead of it;
@@ -36,7 +36,11 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 ///
 /// Everything else (counters, window, signals, pause, drain, cancel, dynamic concurrency) is as
 /// on [`WorkCoordinator`](crate::WorkCoordinator); snapshots and signals carry the key's
-/// `Display` form.
+/// `Display` form. Readers see each item in one state at a time: a key never shows more
+/// operations running than its cap, and an item counts as pending until it shows as running.
+///
+/// The key's `Hash`, `Eq`, `Clone`, `Display` and `Drop` run under the coordinator's internal
+/// locks: like `HashMap` keys, they must not panic or call back into the coordinator.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -177,12 +181,17 @@ where
 
     common_methods!();
 
-    /// Items of `key` waiting to start.
+    /// Items of `key` waiting to start (not yet shown as running).
+    ///
+    /// Exact. With the default one item per key and no fairness limit it costs about what a
+    /// [`running`](Self::running) call does (it briefly holds every worker's lock, since
+    /// workers take items without touching their key's state); otherwise one short lock.
     #[must_use]
     pub fn pending_count_for_key(&self, key: &K) -> usize {
         let intake = &self.shared.intake;
         if intake.takes_without_lock() {
-            // A taken item is pending until its worker shows it running.
+            // Workers take and start an item under their slot's lock, without marking its
+            // key: the slots say whether the key's admitted item has started.
             self.shared
                 .with_started(|started| intake.pending_for(key, started))
         } else {
