@@ -174,6 +174,10 @@ impl Options {
 
     /// How many items may wait to start (must be at least 1): `enqueue` waits and
     /// `try_enqueue` answers `Full` beyond it. Defaults to `max_tracked_operations`.
+    ///
+    /// Up to 65,536, the queue is a ring allocated up front: one slot per item, each the size
+    /// of the item plus three or four words (the key, for keyed coordinators). Larger
+    /// capacities use a queue that grows as it fills and shrinks as it empties.
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = Some(n);
         self
