@@ -222,9 +222,10 @@ where
     /// Settles the previous item (records its operation, releases its key), then does what
     /// `take` says, all in one critical section of the slot's lock.
     ///
-    /// Readers hold every slot's lock, so they see each item queued, running or finished,
-    /// never in two states or none: an operation still listed as running holds its key (no
-    /// other item of it has started in its place), and an item a worker took is running.
+    /// Readers hold every slot's lock, so with a keyed intake they see each item queued,
+    /// running or finished, never in two states or none: an operation still listed as running
+    /// holds its key (no other item of it has started in its place), and an item a worker
+    /// took is running. (Plain intakes take outside the lock: see `Intake::KEYED`.)
     ///
     /// Results of records this pushes out of the window are dropped after the lock is
     /// released (a result's `Drop` is user code), through `carry`'s spare buffer, kept so that
@@ -237,9 +238,14 @@ where
         now: Instant,
     ) -> Option<Taken<T, I::Key, I::Label>> {
         let done = carry.done.take();
-        let release = carry.release.take();
+        let mut release = carry.release.take();
         if done.is_none() && release.is_none() && matches!(take, Take::Nothing) {
             return None;
+        }
+        // Plain intakes take first, outside the lock (see `Intake::KEYED`).
+        let mut early = None;
+        if !I::KEYED && !matches!(take, Take::Nothing) {
+            early = Some(self.intake.pop(release.take()));
         }
         let mut guard = slot.lock();
         let st = &mut *guard;
@@ -255,16 +261,20 @@ where
                 }
                 None
             }
-            Take::Start => self.intake.pop(release).map(|job| {
-                let label = self.intake.label_of(&job.key);
-                st.running.start(job.id, Some(label.clone()), job.seq, now);
-                Taken::Run(job, label)
-            }),
-            Take::Discard => self.intake.pop(release).map(|job| {
-                let Job { item, key, .. } = job;
-                self.intake.release(Released { key });
-                Taken::Discarded(item)
-            }),
+            Take::Start => early
+                .unwrap_or_else(|| self.intake.pop(release))
+                .map(|job| {
+                    let label = self.intake.label_of(&job.key);
+                    st.running.start(job.id, Some(label.clone()), job.seq, now);
+                    Taken::Run(job, label)
+                }),
+            Take::Discard => early
+                .unwrap_or_else(|| self.intake.pop(release))
+                .map(|job| {
+                    let Job { item, key, .. } = job;
+                    self.intake.release(Released { key });
+                    Taken::Discarded(item)
+                }),
         };
         drop(guard);
         carry.spare.clear();

@@ -49,6 +49,7 @@ impl<T> Fifo<T> {
 impl<T: Send + 'static> Intake<T> for Fifo<T> {
     type Key = ();
     type Label = ();
+    const KEYED: bool = false;
 
     fn len(&self) -> usize {
         match self {

@@ -295,6 +295,7 @@ where
 {
     type Key = K;
     type Label = Label;
+    const KEYED: bool = true;
 
     fn len(&self) -> usize {
         self.pending.load(Ordering::SeqCst)

@@ -50,6 +50,11 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     type Key: Send + 'static;
     /// What records keep of a key.
     type Label: KeyLabel;
+    /// Whether items hold their key from take to release. Workers of such intakes take an
+    /// item in the same critical section that settles the previous one, so readers never see
+    /// a key held twice or a taken item in no state; plain FIFOs take first, which keeps that
+    /// section short.
+    const KEYED: bool;
 
     /// Items pending.
     fn len(&self) -> usize;
