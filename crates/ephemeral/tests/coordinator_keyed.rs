@@ -923,6 +923,46 @@ async fn readers_see_each_item_in_one_state_at_a_time() {
     assert_eq!(c.total_completed(), u64::from(ITEMS));
 }
 
+/// A key whose `Display` panics for one value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Touchy(u32);
+
+impl std::fmt::Display for Touchy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 == 13 {
+            std::panic::panic_any(support::PANIC_MARK);
+        }
+        write!(f, "k{}", self.0)
+    }
+}
+
+#[tokio::test]
+async fn a_key_whose_display_panics_still_runs_and_releases() {
+    quiet_deliberate_panics();
+    let c = KeyedWorkCoordinator::new(
+        |n: &u32| Touchy(n % 20),
+        |_n: u32, _op: Operation| async { BodyResult::Ok(()) },
+        Options::default().max_concurrency(2),
+    );
+    for n in 0..100 {
+        c.enqueue(n).await.unwrap();
+    }
+    c.complete();
+    tokio::time::timeout(Duration::from_secs(10), c.drain())
+        .await
+        .expect("drain hung");
+    assert_eq!(c.total_completed(), 100);
+    assert_eq!(c.active_keys(), 0);
+    assert_eq!(c.pending_count_for_key(&Touchy(13)), 0);
+    let labels: Vec<_> = c
+        .snapshot()
+        .iter()
+        .filter_map(|s| s.key().map(str::to_owned))
+        .collect();
+    assert!(labels.iter().any(|l| l == "<key's Display panicked>"));
+    assert!(labels.iter().any(|l| l == "k12"));
+}
+
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;

@@ -40,7 +40,8 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// operations running than its cap, and an item counts as pending until it shows as running.
 ///
 /// The key's `Hash`, `Eq`, `Clone`, `Display` and `Drop` run under the coordinator's internal
-/// locks: like `HashMap` keys, they must not panic or call back into the coordinator.
+/// locks: like `HashMap` keys, they must not call back into the coordinator or its
+/// [`Operation`] handles, nor panic (a panicking `Display` is shown as a placeholder label).
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]

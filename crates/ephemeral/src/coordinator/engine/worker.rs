@@ -450,6 +450,8 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                     // The sampler sees this operation finished and its key released.
                     let taken = shared.settle_slot(&slot, &mut carry, Take::Nothing, now);
                     debug_assert!(taken.is_none());
+                    // The release may have let the key's next item start.
+                    shared.wake_one();
                     shared.sample(sampler);
                     now = time::now();
                 }

@@ -186,7 +186,8 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// Locks `key`'s shard.
     fn shard(&self, key: &K) -> MutexGuard<'_, Shard<T, K>> {
         let i = (std::hash::BuildHasher::hash_one(&self.pick, key) >> 32) as usize % SHARDS;
-        // Only our own code runs under these locks.
+        // A key's `Hash`, `Eq`, `Clone` and `Drop` run under these locks. Should one panic,
+        // the map is still sound (std's map stays consistent on unwind), so later calls go on.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -358,7 +359,10 @@ where
     }
 
     fn label_of(&self, key: &K) -> Label {
-        Label::of(key)
+        // Runs under the worker's slot lock: a panicking `Display` must not leave the item
+        // taken and its key held forever.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Label::of(key)))
+            .unwrap_or_else(|_| Label::of(&"<key's Display panicked>"))
     }
 
     fn drain_into(&self, out: &mut Vec<T>) {

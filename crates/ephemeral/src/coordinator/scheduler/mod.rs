@@ -44,8 +44,10 @@ pub(crate) enum Refused<T, K> {
     KeyOverloaded(T),
 }
 
-/// The pending queue of a coordinator. Thread-safe by itself: the engine calls it without
-/// holding any lock of its own.
+/// The pending queue of a coordinator. Thread-safe by itself. Producers call it without
+/// holding any lock of the engine's; workers take and release items of keyed intakes under
+/// their slot's lock (see [`KEYED`](Self::KEYED)), so an intake never calls back into the
+/// engine.
 pub(crate) trait Intake<T>: Send + Sync + 'static {
     type Key: Send + 'static;
     /// What records keep of a key.
@@ -78,7 +80,8 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     fn pop(&self, release: Option<Released<Self::Key>>) -> Option<Job<T, Self::Key>>;
     /// An item of a key stopped running (or was dropped after `pop`).
     fn release(&self, released: Released<Self::Key>);
-    /// The label snapshots show for `key` (made outside any lock).
+    /// The label snapshots show for `key` (made under the worker's slot lock for keyed
+    /// intakes).
     fn label_of(&self, key: &Self::Key) -> Self::Label;
     /// Removes every pending item (cancel).
     fn drain_into(&self, out: &mut Vec<T>);
