@@ -51,6 +51,71 @@ pub(crate) struct Keyed<T, K> {
     threshold: Option<usize>,
     /// Whether taking an item locks its key's shard (see the type's docs).
     locked_take: bool,
+    /// With one item per key and no fairness limit: admission of idle keys without a lock.
+    fast: Option<FastSlots>,
+}
+
+/// Admission of idle keys without a lock (one item per key, no fairness limit).
+///
+/// A key hashes to one slot of a table (and its shard is the slot's, `index % SHARDS`). An
+/// item of a key whose slot is free is admitted by one compare-and-swap that writes the key's
+/// tag into the slot, and released by one that clears it: the key gets no map entry at all,
+/// so producer and worker each touch one cache line instead of a shard's lock and map.
+///
+/// Every other case goes through the shard's map as before. A key with a map entry counts
+/// itself in its slot (`slow`), and a slot admits nothing by itself while any key does, so a
+/// key is never in both places unless its map entry waits for its own slot item
+/// (`waits_on_slot`). The release of a slot item that finds such keys takes the shard lock
+/// and admits their next items, so nobody waits for a release already done.
+///
+/// Two keys whose hashes share a slot and a tag (one chance in 2^44 per pair of keys active
+/// in one slot at once) are kept apart as if they were one key: never run together, each in
+/// its own order; only waits can grow.
+struct FastSlots {
+    slots: Box<[FastSlot]>,
+    mask: u64,
+}
+
+#[derive(Default)]
+struct FastSlot {
+    /// `tag << SLOW_BITS | slow`: `tag` (never 0) while an item admitted through this slot
+    /// waits in `ready` or runs; `slow` counts keys hashing here that have a map entry.
+    word: AtomicU64,
+    /// The id of the item admitted through the slot (for `pending_count_for_key`).
+    id: AtomicU64,
+}
+
+const SLOW_BITS: u32 = 20;
+const SLOW_MASK: u64 = (1 << SLOW_BITS) - 1;
+
+impl FastSlots {
+    fn new(capacity: usize) -> Self {
+        // Sparse enough that an idle key's slot is free almost always: 16 slots per item
+        // that may be pending, within 64 to 65,536 slots (16 bytes each).
+        let n = capacity
+            .saturating_mul(16)
+            .clamp(64, 1 << 16)
+            .next_power_of_two();
+        FastSlots {
+            slots: (0..n).map(|_| FastSlot::default()).collect(),
+            mask: n as u64 - 1,
+        }
+    }
+
+    fn slot(&self, hash: u64) -> &FastSlot {
+        &self.slots[(hash & self.mask) as usize]
+    }
+
+    /// The slot word of an item of a key with `hash` (its tag, no `slow` count).
+    fn word(hash: u64) -> u64 {
+        // Bits above any slot index (at most 16), never 0.
+        ((hash >> SLOW_BITS) | 1) << SLOW_BITS
+    }
+
+    /// Whether `a` and `b` hash to the same slot with the same tag.
+    fn same_place(&self, a: u64, b: u64) -> bool {
+        a & self.mask == b & self.mask && Self::word(a) == Self::word(b)
+    }
 }
 
 /// Shards of the key map.
@@ -125,6 +190,10 @@ struct KeyState<T> {
     admitted: usize,
     /// The key's item waiting in `ready` (see [`Keyed`]'s invariants).
     in_ready: Option<OperationId>,
+    /// With fast slots: queued items wait for the item admitted through the key's slot.
+    waits_on_slot: bool,
+    /// The key's hash (with fast slots, to find waiters of a slot).
+    hash: u64,
 }
 
 impl<T> KeyState<T> {
@@ -180,15 +249,26 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             per_key,
             threshold,
             locked_take: per_key > 1 || threshold.is_some(),
+            fast: (per_key == 1 && threshold.is_none()).then(|| FastSlots::new(capacity)),
         }
+    }
+
+    fn hash(&self, key: &K) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.pick, key)
+    }
+
+    /// Locks the shard of a key with `hash` (the shard of its fast slot too).
+    fn shard_at(&self, hash: u64) -> MutexGuard<'_, Shard<T, K>> {
+        // A key's `Hash`, `Eq`, `Clone` and `Drop` run under these locks. Should one panic,
+        // the map is still sound (std's map stays consistent on unwind), so later calls go on.
+        self.shards[(hash % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks `key`'s shard.
     fn shard(&self, key: &K) -> MutexGuard<'_, Shard<T, K>> {
-        let i = (std::hash::BuildHasher::hash_one(&self.pick, key) >> 32) as usize % SHARDS;
-        // A key's `Hash`, `Eq`, `Clone` and `Drop` run under these locks. Should one panic,
-        // the map is still sound (std's map stays consistent on unwind), so later calls go on.
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+        self.shard_at(self.hash(key))
     }
 
     fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard<T, K>>> {
@@ -201,12 +281,27 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// an item taken without a lock has started yet (the caller answers it under the locks
     /// that make it exact).
     pub(crate) fn pending_for(&self, key: &K, started: impl Fn(OperationId) -> bool) -> usize {
-        self.shard(key).keys.get(key).map_or(0, |state| {
+        let hash = self.hash(key);
+        let shard = self.shard_at(hash);
+        let mut pending = shard.keys.get(key).map_or(0, |state| {
             let waiting = state
                 .in_ready
                 .is_some_and(|id| self.locked_take || !started(id));
             state.queued() + usize::from(waiting)
-        })
+        });
+        if let Some(fast) = &self.fast {
+            // The slot's item (under the shard lock, which its release takes when others
+            // wait, and with the workers' slots locked by the caller).
+            let slot = fast.slot(hash);
+            let word = slot.word.load(Ordering::SeqCst);
+            if word & !SLOW_MASK == FastSlots::word(hash) {
+                let id = OperationId::from(slot.id.load(Ordering::SeqCst));
+                if !started(id) {
+                    pending += 1;
+                }
+            }
+        }
+        pending
     }
 
     /// Whether [`pending_for`](Self::pending_for) needs its `started` answer.
@@ -216,7 +311,22 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
 
     /// Keys with something pending or running.
     pub(crate) fn tracked_keys(&self) -> usize {
-        self.shards().map(|s| s.keys.len()).sum()
+        let mut keys = 0;
+        let mut own_slot_waits = 0;
+        for shard in self.shards() {
+            keys += shard.keys.len();
+            own_slot_waits += shard.keys.values().filter(|s| s.waits_on_slot).count();
+        }
+        if let Some(fast) = &self.fast {
+            let in_slots = fast
+                .slots
+                .iter()
+                .filter(|s| s.word.load(Ordering::SeqCst) & !SLOW_MASK != 0)
+                .count();
+            // A key waiting for its own slot item is counted once.
+            keys = (keys + in_slots).saturating_sub(own_slot_waits);
+        }
+        keys
     }
 
     /// Puts `queued` at the back of `ready` (under its key's shard lock).
@@ -251,6 +361,8 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
                     rest: VecDeque::new(),
                     admitted: 1,
                     in_ready: Some(queued.id),
+                    waits_on_slot: false,
+                    hash: 0,
                 });
                 self.enter_ready(key, queued);
             }
@@ -260,7 +372,27 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// An admitted item of `key` left: it was released after running, or `cancelled` out of
     /// `ready`. Admits the key's next item, or forgets the key if it is idle.
     fn unadmit(&self, key: K, cancelled: bool) {
-        let mut shard = self.shard(&key);
+        let hash = self.hash(&key);
+        if let Some(fast) = &self.fast {
+            let slot = fast.slot(hash);
+            let mut word = slot.word.load(Ordering::SeqCst);
+            // The item came through the slot iff the slot holds the key's tag (no key with
+            // a map entry gets a slot item, and a tag twin waits while it is there).
+            while word & !SLOW_MASK == FastSlots::word(hash) {
+                if word & SLOW_MASK != 0 {
+                    self.release_slot_locked(fast, hash);
+                    return;
+                }
+                match slot
+                    .word
+                    .compare_exchange(word, 0, Ordering::SeqCst, Ordering::SeqCst)
+                {
+                    Ok(_) => return,
+                    Err(now) => word = now,
+                }
+            }
+        }
+        let mut shard = self.shard_at(hash);
         let Entry::Occupied(mut e) = shard.keys.entry(key) else {
             debug_assert!(false, "an admitted item's key is tracked");
             return;
@@ -276,6 +408,68 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             self.enter_ready(e.key().clone(), next);
         } else if state.idle() {
             e.remove();
+            if let Some(fast) = &self.fast {
+                fast.slot(hash).word.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Releases the item admitted through the slot of `hash` while keys with map entries
+    /// hash there too: under the shard's lock, the slot is cleared, then the keys whose items
+    /// waited for it get their next item admitted.
+    fn release_slot_locked(&self, fast: &FastSlots, hash: u64) {
+        let mut shard = self.shard_at(hash);
+        fast.slot(hash)
+            .word
+            .fetch_and(SLOW_MASK, Ordering::SeqCst);
+        for (key, state) in &mut shard.keys {
+            if state.waits_on_slot && fast.same_place(state.hash, hash) {
+                state.waits_on_slot = false;
+                if let Some(next) = state.admit(1) {
+                    self.enter_ready(key.clone(), next);
+                }
+            }
+        }
+    }
+
+    /// Adds an item of a key whose slot is taken, under the slot's shard lock (fast slots
+    /// only): the key gets (or has) a map entry, counted in the slot.
+    fn insert_behind_slot(
+        &self,
+        fast: &FastSlots,
+        shard: &mut Shard<T, K>,
+        hash: u64,
+        key: K,
+        queued: Queued<T>,
+    ) {
+        let slot = fast.slot(hash);
+        let own = key.clone();
+        let state = match shard.keys.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let before = slot.word.fetch_add(1, Ordering::SeqCst);
+                assert!(
+                    before & SLOW_MASK < SLOW_MASK,
+                    "over a million keys with one hash slot"
+                );
+                e.insert(KeyState {
+                    head: None,
+                    rest: VecDeque::new(),
+                    admitted: 0,
+                    in_ready: None,
+                    waits_on_slot: false,
+                    hash,
+                })
+            }
+        };
+        state.push(queued);
+        // Read after counting ourselves in: a release that clears the slot from here on sees
+        // us and admits our item; one that cleared it before leaves it free to us.
+        let word = slot.word.load(Ordering::SeqCst);
+        if word & !SLOW_MASK == FastSlots::word(hash) {
+            state.waits_on_slot = true;
+        } else if let Some(next) = state.admit(1) {
+            self.enter_ready(own, next);
         }
     }
 
@@ -313,6 +507,27 @@ where
         capacity: usize,
         _ticket: u64,
     ) -> Result<OperationId, Refused<T, K>> {
+        if let Some(fast) = &self.fast {
+            if !self.reserve(capacity) {
+                return Err(Refused::Full(item, key));
+            }
+            let id = OperationId::next();
+            let hash = self.hash(&key);
+            let slot = fast.slot(hash);
+            // A free slot: no key hashing here is pending or running.
+            if slot
+                .word
+                .compare_exchange(0, FastSlots::word(hash), Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                slot.id.store(id.get(), Ordering::SeqCst);
+                self.enter_ready(key, Queued { item, id });
+            } else {
+                let mut shard = self.shard_at(hash);
+                self.insert_behind_slot(fast, &mut shard, hash, key, Queued { item, id });
+            }
+            return Ok(id);
+        }
         let mut shard = self.shard(&key);
         // With fairness, the per-key check is atomic with the insert (same shard lock; taking
         // an item then locks it too, so `in_ready` is exact).
@@ -377,7 +592,14 @@ where
                     out.push(queued.item);
                     removed += 1;
                 }
-                state.admitted > 0
+                state.waits_on_slot = false;
+                let keep = state.admitted > 0;
+                if !keep {
+                    if let Some(fast) = &self.fast {
+                        fast.slot(state.hash).word.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                keep
             });
         }
         while let Some(job) = self.ready.pop() {
