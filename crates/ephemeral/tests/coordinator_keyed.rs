@@ -72,7 +72,7 @@ impl Tracker {
     }
 }
 
-async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usize) {
+async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usize, queue: usize) {
     quiet_deliberate_panics();
     let mut rng = Rng(seed);
     let mut seqs = vec![0u32; n_keys as usize];
@@ -163,7 +163,7 @@ async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usi
         Options::default()
             .max_concurrency(cap)
             .max_concurrency_per_key(per_key)
-            .queue_capacity(64)
+            .queue_capacity(queue)
             .max_tracked_operations(n_items),
     );
 
@@ -261,14 +261,24 @@ async fn stress(seed: u64, n_keys: u32, n_items: usize, cap: usize, per_key: usi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_per_key_order_one_at_a_time() {
     for seed in [1, 2] {
-        stress(seed, 40, 2500, 4, 1).await;
+        stress(seed, 40, 2500, 4, 1, 64).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stress_per_key_order_three_at_a_time() {
     for seed in [3, 4] {
-        stress(seed, 25, 2500, 6, 3).await;
+        stress(seed, 25, 2500, 6, 3, 64).await;
+    }
+}
+
+/// Many keys and a tiny queue: idle keys' items share few admission slots (the fewest a
+/// coordinator has), so most go through the map behind a taken slot, and slots are released
+/// while other keys wait behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stress_per_key_order_with_crowded_slots() {
+    for seed in [5, 6] {
+        stress(seed, 400, 3000, 4, 1, 2).await;
     }
 }
 

@@ -419,9 +419,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// waited for it get their next item admitted.
     fn release_slot_locked(&self, fast: &FastSlots, hash: u64) {
         let mut shard = self.shard_at(hash);
-        fast.slot(hash)
-            .word
-            .fetch_and(SLOW_MASK, Ordering::SeqCst);
+        fast.slot(hash).word.fetch_and(SLOW_MASK, Ordering::SeqCst);
         for (key, state) in &mut shard.keys {
             if state.waits_on_slot && fast.same_place(state.hash, hash) {
                 state.waits_on_slot = false;
