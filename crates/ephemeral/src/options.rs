@@ -177,7 +177,9 @@ impl Options {
     ///
     /// Up to 65,536, the queue is a ring allocated up front: one slot per item, each the size
     /// of the item plus three or four words (the key, for keyed coordinators). Larger
-    /// capacities use a queue that grows as it fills and shrinks as it empties.
+    /// capacities use a queue that grows as it fills and shrinks as it empties. Keyed
+    /// coordinators with one item per key and no fairness limit also keep an admission table
+    /// of 16 slots of 16 bytes per item of capacity (64 to 65,536 slots: 1 KiB to 1 MiB).
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = Some(n);
         self

@@ -973,6 +973,72 @@ async fn a_key_whose_display_panics_still_runs_and_releases() {
     assert!(labels.iter().any(|l| l == "k12"));
 }
 
+/// A key whose `Hash` covers only part of it: legal, and every document of a tenant has the
+/// same hash.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Doc {
+    tenant: u32,
+    doc: u32,
+}
+
+impl std::hash::Hash for Doc {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.tenant.hash(state);
+    }
+}
+
+impl std::fmt::Display for Doc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.doc)
+    }
+}
+
+#[tokio::test]
+async fn keys_with_equal_hashes_still_run_in_parallel() {
+    let gate = Arc::new(Semaphore::new(0));
+    let g = gate.clone();
+    let c = KeyedWorkCoordinator::new(
+        |d: &Doc| *d,
+        move |_d: Doc, _op: Operation| {
+            let g = g.clone();
+            async move {
+                g.acquire().await.unwrap().forget();
+                BodyResult::Ok(())
+            }
+        },
+        Options::default().max_concurrency(4),
+    );
+    let doc = |doc| Doc { tenant: 7, doc };
+    // The first wave may wait behind the first key's item (its hash is all the
+    // coordinator knows of it)...
+    for d in 0..3 {
+        c.enqueue(doc(d)).await.unwrap();
+    }
+    wait_until(1000, || c.active_count() >= 1).await;
+    gate.add_permits(3);
+    wait_until(1000, || c.total_completed() == 3 && c.active_count() == 0).await;
+    assert_eq!(c.active_keys(), 0);
+    // ...but once two such keys met, every key gets a map entry: equal hashes no longer
+    // hold anyone back, even with nothing else going on.
+    for d in 3..6 {
+        c.enqueue(doc(d)).await.unwrap();
+    }
+    wait_until(1000, || c.active_count() == 3).await;
+    c.enqueue(doc(3)).await.unwrap();
+    assert_eq!(
+        c.pending_count_for_key(&doc(3)),
+        1,
+        "doc 3 waits for its own item"
+    );
+    assert_eq!(c.pending_count_for_key(&doc(4)), 0);
+    assert_eq!(c.active_keys(), 3);
+    gate.add_permits(100);
+    c.complete();
+    c.drain().await;
+    assert_eq!(c.total_completed(), 7);
+    assert_eq!(c.active_keys(), 0);
+}
+
 fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;

@@ -39,6 +39,12 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// `Display` form. Readers see each item in one state at a time: a key never shows more
 /// operations running than its cap, and an item counts as pending until it shows as running.
 ///
+/// With one item per key and no fairness limit, an idle key's item is admitted without a lock,
+/// by its key's seeded hash. Should two different keys show the same hash while both have
+/// work (about one chance in 2^44 for two given keys, or every time with a `Hash` that leaves
+/// out part of the key), the second waits for the first one's item, and from then on the
+/// coordinator tracks every key in its map, so equal hashes hold nobody back again.
+///
 /// The key's `Hash`, `Eq`, `Clone`, `Display` and `Drop` run under the coordinator's internal
 /// locks: like `HashMap` keys, they must not call back into the coordinator or its
 /// [`Operation`] handles, nor panic (a panicking `Display` is shown as a placeholder label).

@@ -8,7 +8,7 @@ use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of the
@@ -25,14 +25,16 @@ use std::sync::{Mutex, MutexGuard};
 /// With one item per key and no fairness limit (the defaults), taking an item touches no
 /// shard at all: its key's state changes only when the item is released. Otherwise the taker
 /// locks the key's shard to mark the item taken (the fairness limit counts items waiting in
-/// `ready`) and to admit the key's next item.
+/// `ready`) and to admit the key's next item. With the defaults, too, an idle key's item is
+/// admitted and released without any lock or map entry, through a slot of [`FastSlots`]; the
+/// shards then hold only keys that have items waiting, and those slot items' keys.
 ///
 /// # Invariants
 ///
 /// * `pending` counts items in key queues and in `ready`; it never exceeds the capacity (room
 ///   is reserved before an insert and given back only after an item left `ready`).
-/// * A key has an entry in its shard iff it has an item queued, admitted or running; idle keys
-///   cost nothing.
+/// * A key has an entry in its shard iff it has an item queued, or admitted or running
+///   through the map (not through a fast slot); idle keys cost nothing.
 /// * A key has at most one item in `ready`, whose id its `in_ready` holds from admission until
 ///   the item is taken (until it is released, when taking does not lock); `admitted` counts
 ///   that item and the key's running ones, never more than `per_key`.
@@ -69,11 +71,16 @@ pub(crate) struct Keyed<T, K> {
 /// and admits their next items, so nobody waits for a release already done.
 ///
 /// Two keys whose hashes share a slot and a tag (one chance in 2^44 per pair of keys active
-/// in one slot at once) are kept apart as if they were one key: never run together, each in
-/// its own order; only waits can grow.
+/// in one slot at once, unless their `Hash` is coarse) are taken for one key while the first
+/// one's slot item runs: the second waits for it. When that release finds it, slots are
+/// disabled for good (see `disabled`).
 struct FastSlots {
     slots: Box<[FastSlot]>,
     mask: u64,
+    /// Set once two different keys were found sharing a slot and tag: keys whose `Hash` is
+    /// coarse (equal for unequal keys) would keep colliding, so admission no longer goes
+    /// through slots (items already admitted through them are released as before).
+    disabled: AtomicBool,
 }
 
 #[derive(Default)]
@@ -99,22 +106,37 @@ impl FastSlots {
         FastSlots {
             slots: (0..n).map(|_| FastSlot::default()).collect(),
             mask: n as u64 - 1,
+            disabled: AtomicBool::new(false),
         }
     }
 
+    fn index(&self, hash: u64) -> u64 {
+        hash & self.mask
+    }
+
     fn slot(&self, hash: u64) -> &FastSlot {
-        &self.slots[(hash & self.mask) as usize]
+        &self.slots[self.index(hash) as usize]
     }
 
     /// The slot word of an item of a key with `hash` (its tag, no `slow` count).
     fn word(hash: u64) -> u64 {
         // Bits above any slot index (at most 16), never 0.
-        ((hash >> SLOW_BITS) | 1) << SLOW_BITS
+        (hash >> SLOW_BITS).max(1) << SLOW_BITS
     }
 
-    /// Whether `a` and `b` hash to the same slot with the same tag.
-    fn same_place(&self, a: u64, b: u64) -> bool {
-        a & self.mask == b & self.mask && Self::word(a) == Self::word(b)
+    /// Counts one more key with a map entry in the slot of `hash`.
+    fn count_in(&self, hash: u64) {
+        let counted =
+            self.slot(hash)
+                .word
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+                    (word & SLOW_MASK < SLOW_MASK).then_some(word + 1)
+                });
+        assert!(counted.is_ok(), "over a million keys share one hash slot");
+    }
+
+    fn count_out(&self, hash: u64) {
+        self.slot(hash).word.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -128,6 +150,8 @@ struct Shard<T, K> {
     /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
     /// keys chosen by clients (addresses, user ids) cannot be aimed at one bucket cheaply.
     keys: HashMap<K, KeyState<T>, foldhash::fast::RandomState>,
+    /// With fast slots: how many keys of this shard wait for each slot's item, by slot index.
+    waiting: HashMap<u64, usize, foldhash::fast::RandomState>,
 }
 
 /// The FIFO of admitted items: a preallocated ring up to [`RING_MAX`], a segmented queue
@@ -239,6 +263,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
                 .map(|_| {
                     Padded(Mutex::new(Shard {
                         keys: HashMap::default(),
+                        waiting: HashMap::default(),
                     }))
                 })
                 .collect(),
@@ -312,19 +337,21 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// Keys with something pending or running.
     pub(crate) fn tracked_keys(&self) -> usize {
         let mut keys = 0;
-        let mut own_slot_waits = 0;
-        for shard in self.shards() {
+        for (i, shard) in self.shards().enumerate() {
             keys += shard.keys.len();
-            own_slot_waits += shard.keys.values().filter(|s| s.waits_on_slot).count();
-        }
-        if let Some(fast) = &self.fast {
-            let in_slots = fast
-                .slots
-                .iter()
-                .filter(|s| s.word.load(Ordering::SeqCst) & !SLOW_MASK != 0)
-                .count();
-            // A key waiting for its own slot item is counted once.
-            keys = (keys + in_slots).saturating_sub(own_slot_waits);
+            if let Some(fast) = &self.fast {
+                // This shard's slots, under its lock, so that no key moves between its map
+                // and its slot while we count. Keys waiting for a slot item count its key
+                // (tag twins aside).
+                keys += fast
+                    .slots
+                    .iter()
+                    .skip(i)
+                    .step_by(SHARDS)
+                    .filter(|s| s.word.load(Ordering::SeqCst) & !SLOW_MASK != 0)
+                    .count();
+                keys -= shard.waiting.len();
+            }
         }
         keys
     }
@@ -380,7 +407,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             // a map entry gets a slot item, and a tag twin waits while it is there).
             while word & !SLOW_MASK == FastSlots::word(hash) {
                 if word & SLOW_MASK != 0 {
-                    self.release_slot_locked(fast, hash);
+                    self.release_slot_locked(fast, hash, &key);
                     return;
                 }
                 match slot
@@ -407,24 +434,45 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         if let Some(next) = state.admit(self.per_key) {
             self.enter_ready(e.key().clone(), next);
         } else if state.idle() {
-            e.remove();
+            // Counted out first: the removal drops the key (user code).
             if let Some(fast) = &self.fast {
-                fast.slot(hash).word.fetch_sub(1, Ordering::SeqCst);
+                fast.count_out(hash);
             }
+            e.remove();
         }
     }
 
-    /// Releases the item admitted through the slot of `hash` while keys with map entries
-    /// hash there too: under the shard's lock, the slot is cleared, then the keys whose items
-    /// waited for it get their next item admitted.
-    fn release_slot_locked(&self, fast: &FastSlots, hash: u64) {
-        let mut shard = self.shard_at(hash);
+    /// Releases the item of `key` admitted through the slot of `hash` while keys with map
+    /// entries hash there too: under the shard's lock, the slot is cleared, then the keys
+    /// whose items waited for it get their next item admitted.
+    fn release_slot_locked(&self, fast: &FastSlots, hash: u64, key: &K) {
+        let mut guard = self.shard_at(hash);
+        let shard = &mut *guard;
         fast.slot(hash).word.fetch_and(SLOW_MASK, Ordering::SeqCst);
-        for (key, state) in &mut shard.keys {
-            if state.waits_on_slot && fast.same_place(state.hash, hash) {
+        let mut waiting = shard.waiting.remove(&fast.index(hash)).unwrap_or(0);
+        if waiting == 0 {
+            return;
+        }
+        if let Some(state) = shard.keys.get_mut(key) {
+            if state.waits_on_slot {
                 state.waits_on_slot = false;
+                waiting -= 1;
                 if let Some(next) = state.admit(1) {
                     self.enter_ready(key.clone(), next);
+                }
+            }
+        }
+        if waiting > 0 {
+            // Other keys waited: their hashes matched this key's. A coarse `Hash` would make
+            // that happen again and again, so slots are done with.
+            fast.disabled.store(true, Ordering::SeqCst);
+            let index = fast.index(hash);
+            for (other, state) in &mut shard.keys {
+                if state.waits_on_slot && fast.index(state.hash) == index {
+                    state.waits_on_slot = false;
+                    if let Some(next) = state.admit(1) {
+                        self.enter_ready(other.clone(), next);
+                    }
                 }
             }
         }
@@ -440,32 +488,33 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         key: K,
         queued: Queued<T>,
     ) {
-        let slot = fast.slot(hash);
         let own = key.clone();
         let state = match shard.keys.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let before = slot.word.fetch_add(1, Ordering::SeqCst);
-                assert!(
-                    before & SLOW_MASK < SLOW_MASK,
-                    "over a million keys with one hash slot"
-                );
-                e.insert(KeyState {
+                let state = e.insert(KeyState {
                     head: None,
                     rest: VecDeque::new(),
                     admitted: 0,
                     in_ready: None,
                     waits_on_slot: false,
                     hash,
-                })
+                });
+                // Counted in after the insert (which may run user code): an entry is never
+                // counted without existing.
+                fast.count_in(hash);
+                state
             }
         };
         state.push(queued);
         // Read after counting ourselves in: a release that clears the slot from here on sees
         // us and admits our item; one that cleared it before leaves it free to us.
-        let word = slot.word.load(Ordering::SeqCst);
+        let word = fast.slot(hash).word.load(Ordering::SeqCst);
         if word & !SLOW_MASK == FastSlots::word(hash) {
-            state.waits_on_slot = true;
+            if !state.waits_on_slot {
+                state.waits_on_slot = true;
+                *shard.waiting.entry(fast.index(hash)).or_default() += 1;
+            }
         } else if let Some(next) = state.admit(1) {
             self.enter_ready(own, next);
         }
@@ -506,17 +555,18 @@ where
         _ticket: u64,
     ) -> Result<OperationId, Refused<T, K>> {
         if let Some(fast) = &self.fast {
+            let hash = self.hash(&key);
             if !self.reserve(capacity) {
                 return Err(Refused::Full(item, key));
             }
             let id = OperationId::next();
-            let hash = self.hash(&key);
             let slot = fast.slot(hash);
             // A free slot: no key hashing here is pending or running.
-            if slot
-                .word
-                .compare_exchange(0, FastSlots::word(hash), Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
+            if !fast.disabled.load(Ordering::Relaxed)
+                && slot
+                    .word
+                    .compare_exchange(0, FastSlots::word(hash), Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
             {
                 slot.id.store(id.get(), Ordering::SeqCst);
                 self.enter_ready(key, Queued { item, id });
@@ -594,11 +644,13 @@ where
                 let keep = state.admitted > 0;
                 if !keep {
                     if let Some(fast) = &self.fast {
-                        fast.slot(state.hash).word.fetch_sub(1, Ordering::SeqCst);
+                        fast.count_out(state.hash);
                     }
                 }
                 keep
             });
+            // Every waiting key had only queued items: all were drained and forgotten.
+            shard.waiting.clear();
         }
         while let Some(job) = self.ready.pop() {
             removed += 1;
