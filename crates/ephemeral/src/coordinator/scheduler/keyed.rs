@@ -449,33 +449,40 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         let mut guard = self.shard_at(hash);
         let shard = &mut *guard;
         fast.slot(hash).word.fetch_and(SLOW_MASK, Ordering::SeqCst);
-        let mut waiting = shard.waiting.remove(&fast.index(hash)).unwrap_or(0);
+        let index = fast.index(hash);
+        let waiting = shard.waiting.get(&index).copied().unwrap_or(0);
         if waiting == 0 {
             return;
         }
+        // Keys are cloned before an item is admitted (a panicking `Clone` then loses nothing).
+        let mut admitted = 0;
         if let Some(state) = shard.keys.get_mut(key) {
             if state.waits_on_slot {
+                let own = key.clone();
                 state.waits_on_slot = false;
-                waiting -= 1;
+                admitted += 1;
                 if let Some(next) = state.admit(1) {
-                    self.enter_ready(key.clone(), next);
+                    self.enter_ready(own, next);
                 }
             }
         }
-        if waiting > 0 {
+        if waiting > admitted {
             // Other keys waited: their hashes matched this key's. A coarse `Hash` would make
             // that happen again and again, so slots are done with.
             fast.disabled.store(true, Ordering::SeqCst);
-            let index = fast.index(hash);
             for (other, state) in &mut shard.keys {
                 if state.waits_on_slot && fast.index(state.hash) == index {
+                    let other = other.clone();
                     state.waits_on_slot = false;
+                    admitted += 1;
                     if let Some(next) = state.admit(1) {
-                        self.enter_ready(other.clone(), next);
+                        self.enter_ready(other, next);
                     }
                 }
             }
         }
+        debug_assert_eq!(admitted, waiting);
+        shard.waiting.remove(&index);
     }
 
     /// Adds an item of a key whose slot is taken, under the slot's shard lock (fast slots
@@ -492,18 +499,17 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         let state = match shard.keys.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let state = e.insert(KeyState {
+                // Counted in before the entry exists (no user code runs in between): an entry
+                // is never there uncounted.
+                fast.count_in(hash);
+                e.insert(KeyState {
                     head: None,
                     rest: VecDeque::new(),
                     admitted: 0,
                     in_ready: None,
                     waits_on_slot: false,
                     hash,
-                });
-                // Counted in after the insert (which may run user code): an entry is never
-                // counted without existing.
-                fast.count_in(hash);
-                state
+                })
             }
         };
         state.push(queued);
