@@ -574,7 +574,9 @@ where
                     .compare_exchange(0, FastSlots::word(hash), Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
             {
-                slot.id.store(id.get(), Ordering::SeqCst);
+                // Relaxed: a reader that sees the tag but an older id takes the item for not
+                // started, which it is not (the older item was recorded before its release).
+                slot.id.store(id.get(), Ordering::Relaxed);
                 self.enter_ready(key, Queued { item, id });
             } else {
                 let mut shard = self.shard_at(hash);
