@@ -27,7 +27,7 @@ use std::sync::{Mutex, MutexGuard};
 /// locks the key's shard to mark the item taken (the fairness limit counts items waiting in
 /// `ready`) and to admit the key's next item. With the defaults, too, an idle key's item is
 /// admitted and released without any lock or map entry, through a slot of [`FastSlots`]; the
-/// shards then hold only keys that have items waiting, and those slot items' keys.
+/// shards then hold only keys whose items had to wait.
 ///
 /// # Invariants
 ///
@@ -35,9 +35,10 @@ use std::sync::{Mutex, MutexGuard};
 ///   is reserved before an insert and given back only after an item left `ready`).
 /// * A key has an entry in its shard iff it has an item queued, or admitted or running
 ///   through the map (not through a fast slot); idle keys cost nothing.
-/// * A key has at most one item in `ready`, whose id its `in_ready` holds from admission until
-///   the item is taken (until it is released, when taking does not lock); `admitted` counts
-///   that item and the key's running ones, never more than `per_key`.
+/// * A key has at most one item in `ready`: a slot item (see [`FastSlots`]), or one whose id
+///   its `in_ready` holds from admission until the item is taken (until it is released, when
+///   taking does not lock); `admitted` counts that item and the key's running ones, never
+///   more than `per_key`.
 /// * Items in `ready` ≤ `pending` ≤ capacity, so a ring of `capacity` slots never overflows
 ///   (a spill queue would absorb a miscount anyway).
 pub(crate) struct Keyed<T, K> {
@@ -363,7 +364,8 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             item,
             id,
             key,
-            // Under the key's shard lock: its items' stamps grow in its order.
+            // A key's admissions are ordered (by its shard lock, or by its slot item's
+            // release before the next one), so its items' stamps grow in its order.
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
         });
     }
