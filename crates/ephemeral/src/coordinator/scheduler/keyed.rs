@@ -52,9 +52,9 @@ pub(crate) struct Keyed<T, K> {
     per_key: usize,
     /// With fair scheduling, the most items one key may have pending.
     threshold: Option<usize>,
-    /// Whether taking an item locks its key's shard (see the type's docs).
-    locked_take: bool,
-    /// With one item per key and no fairness limit: admission of idle keys without a lock.
+    /// With one item per key and no fairness limit: idle keys admitted without a lock, and
+    /// items taken without one. Otherwise (`None`) taking an item locks its key's shard (see
+    /// the type's docs).
     fast: Option<FastSlots>,
 }
 
@@ -274,9 +274,13 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
             seq: Padded(AtomicU64::new(0)),
             per_key,
             threshold,
-            locked_take: per_key > 1 || threshold.is_some(),
             fast: (per_key == 1 && threshold.is_none()).then(|| FastSlots::new(capacity)),
         }
+    }
+
+    /// Whether taking an item locks its key's shard (see the type's docs).
+    fn locked_take(&self) -> bool {
+        self.fast.is_none()
     }
 
     fn hash(&self, key: &K) -> u64 {
@@ -312,7 +316,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         let mut pending = shard.keys.get(key).map_or(0, |state| {
             let waiting = state
                 .in_ready
-                .is_some_and(|id| self.locked_take || !started(id));
+                .is_some_and(|id| self.locked_take() || !started(id));
             state.queued() + usize::from(waiting)
         });
         if let Some(fast) = &self.fast {
@@ -332,7 +336,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
 
     /// Whether [`pending_for`](Self::pending_for) needs its `started` answer.
     pub(crate) fn takes_without_lock(&self) -> bool {
-        !self.locked_take
+        !self.locked_take()
     }
 
     /// Keys with something pending or running.
@@ -428,7 +432,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         };
         let state = e.get_mut();
         state.admitted -= 1;
-        if cancelled || !self.locked_take {
+        if cancelled || !self.locked_take() {
             // Its item was the one in `ready` (cancelled), or taking it did not clear the
             // mark (one item per key: it was the key's only admitted item).
             state.in_ready = None;
@@ -610,7 +614,7 @@ where
             self.release(released);
         }
         let job = self.ready.pop()?;
-        if self.locked_take {
+        if self.locked_take() {
             let mut shard = self.shard(&job.key);
             if let Some(state) = shard.keys.get_mut(&job.key) {
                 debug_assert_eq!(state.in_ready, Some(job.id));
