@@ -169,6 +169,14 @@ where
                 self.leave(slot, carry, now);
                 return self.park_or_exit();
             }
+            if self.closed.load(SeqCst) && self.intake.len() == 0 {
+                // Done, without counting as busy for a last look (a drained coordinator then
+                // shows no active worker). A producer already past its `closed` check leaves
+                // its item to the wake-up in `exit`.
+                self.leave(slot, carry, now);
+                self.check_drained();
+                return Next::Exit;
+            }
             // Busy before popping: a drain check that finds the intake empty then sees us.
             // No per-item permit is needed: each worker runs one body at a time, and there are
             // never more workers than the limit that was in force when they started.
