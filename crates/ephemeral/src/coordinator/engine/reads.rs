@@ -125,7 +125,7 @@ where
             }
             out
         });
-        // Stamps may tie (see `Job::seq`); ids then order by enqueue.
+        // Stamps may tie (see `Job::seq`); the id makes the order total.
         out.sort_unstable_by_key(|(order, _)| *order);
         out.into_iter().map(|(_, x)| x).collect()
     }
