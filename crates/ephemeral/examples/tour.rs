@@ -136,8 +136,7 @@ async fn main() {
         },
         Options::default()
             .max_concurrency(4)
-            .fair_scheduling(true)
-            .fair_scheduling_threshold(3),
+            .max_pending_per_key(3),
     );
     commands.pause();
     for seq in 0..5 {

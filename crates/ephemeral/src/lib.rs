@@ -80,7 +80,7 @@
 //!   counters, [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
 //!   [`Subscription`] guards, and the re-exported [`CancellationToken`].
 //! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
-//!   `fair_scheduling_threshold`, and a zero `defer_check_interval` when deferral is on.
+//!   `max_pending_per_key` (or `fair_scheduling_threshold`), and a zero `defer_check_interval` when deferral is on.
 //! * The window is exact for every read, but its memory bound is per worker: finished records
 //!   live in per-worker shards of at most `max_tracked_operations` each, trimmed to the newest
 //!   `max_tracked_operations` by every read (see [`Options::max_tracked_operations`]). So
@@ -97,6 +97,7 @@ mod label;
 mod notify;
 mod operation;
 mod options;
+mod outcome;
 pub mod pattern;
 mod signal;
 mod time;
@@ -114,6 +115,7 @@ pub use coordinator::{
 pub use id::OperationId;
 pub use operation::{Operation, OperationError, OperationSnapshot};
 pub use options::{Options, OptionsError};
+pub use outcome::Outcome;
 pub use pattern::Pattern;
 pub use signal::{
     AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,

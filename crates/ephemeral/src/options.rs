@@ -43,7 +43,7 @@ where
 /// | [`max_tracked_operations`](Self::max_tracked_operations) | 200 |
 /// | [`max_operation_lifetime`](Self::max_operation_lifetime) | 5 minutes |
 /// | [`queue_capacity`](Self::queue_capacity) | = `max_tracked_operations` |
-/// | [`fair_scheduling`](Self::fair_scheduling), [`fair_scheduling_threshold`](Self::fair_scheduling_threshold) | false, 10 |
+/// | [`max_pending_per_key`](Self::max_pending_per_key) | no limit |
 /// | [`cancel_on_signals`](Self::cancel_on_signals), [`defer_on_signals`](Self::defer_on_signals) | none |
 /// | [`max_defer_attempts`](Self::max_defer_attempts), [`defer_check_interval`](Self::defer_check_interval) | 10, 100 ms |
 /// | [`max_concurrent_signal_handlers`](Self::max_concurrent_signal_handlers), [`max_queued_signals`](Self::max_queued_signals) | 4, 1000 |
@@ -77,6 +77,7 @@ pub struct Options {
     pub(crate) queue_capacity: Option<usize>,
     pub(crate) fair_scheduling: bool,
     pub(crate) fair_scheduling_threshold: usize,
+    pub(crate) max_pending_per_key: Option<usize>,
     pub(crate) cancel_on_signals: Vec<String>,
     pub(crate) defer_on_signals: Vec<String>,
     pub(crate) max_defer_attempts: u32,
@@ -105,6 +106,7 @@ impl Default for Options {
             queue_capacity: None,
             fair_scheduling: false,
             fair_scheduling_threshold: 10,
+            max_pending_per_key: None,
             cancel_on_signals: Vec::new(),
             defer_on_signals: Vec::new(),
             max_defer_attempts: 10,
@@ -185,17 +187,67 @@ impl Options {
         self
     }
 
-    /// Keyed coordinators: refuse items of a key that already has
-    /// [`fair_scheduling_threshold`](Self::fair_scheduling_threshold) items pending.
+    /// Keyed coordinators: the most items one key may have pending (waiting to start; must
+    /// be at least 1). An item of a key that already has `n` pending is refused with
+    /// `KeyOverloaded(item)` by both `enqueue` and `try_enqueue` (checked atomically with the
+    /// insert), so one hot key cannot fill the whole queue. Stream sources
+    /// (`from_stream`, `for_each_keyed_stream`) wait for the key's room instead, so they
+    /// lose nothing. Default: no limit.
+    ///
+    /// This is a limit, not a scheduler: ready keys are **always** served round-robin, with
+    /// or without it, so a key with many queued items never starves the others.
+    ///
+    /// ```
+    /// use ephemeral::{EnqueueError, KeyedWorkCoordinator, Options};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let c = KeyedWorkCoordinator::new(
+    ///         |job: &(&str, u32)| job.0,
+    ///         |_job, _op| async {},
+    ///         Options::default().max_pending_per_key(2),
+    ///     );
+    ///     c.pause();
+    ///     c.enqueue(("tenant-a", 1)).await.unwrap();
+    ///     c.enqueue(("tenant-a", 2)).await.unwrap();
+    ///     let third = c.enqueue(("tenant-a", 3)).await;
+    ///     assert!(matches!(third, Err(EnqueueError::KeyOverloaded(("tenant-a", 3)))));
+    ///     c.enqueue(("tenant-b", 1)).await.unwrap(); // other keys are not held back
+    /// }
+    /// ```
+    pub fn max_pending_per_key(mut self, n: usize) -> Self {
+        self.max_pending_per_key = Some(n);
+        self
+    }
+
+    /// Deprecated spelling of [`max_pending_per_key`](Self::max_pending_per_key): `true`
+    /// turns on the per-key pending limit [`fair_scheduling_threshold`](Self::fair_scheduling_threshold)
+    /// (default 10). Ready keys are served round-robin whether or not it is on.
+    #[deprecated(
+        since = "0.1.0",
+        note = "a per-key pending limit, not a scheduler: use `max_pending_per_key(n)`"
+    )]
     pub fn fair_scheduling(mut self, enabled: bool) -> Self {
         self.fair_scheduling = enabled;
         self
     }
 
-    /// Pending items per key at which fair scheduling refuses more (must be at least 1).
+    /// Deprecated: the limit that [`fair_scheduling(true)`](Self::fair_scheduling) turns
+    /// on (must be at least 1). Use [`max_pending_per_key`](Self::max_pending_per_key).
+    #[deprecated(since = "0.1.0", note = "use `max_pending_per_key(n)`")]
     pub fn fair_scheduling_threshold(mut self, n: usize) -> Self {
         self.fair_scheduling_threshold = n;
         self
+    }
+
+    /// The per-key pending limit in force, if any (set by
+    /// [`max_pending_per_key`](Self::max_pending_per_key), or by the deprecated
+    /// `fair_scheduling` pair).
+    #[must_use]
+    pub fn pending_limit_per_key(&self) -> Option<usize> {
+        self.max_pending_per_key.or(self
+            .fair_scheduling
+            .then_some(self.fair_scheduling_threshold))
     }
 
     /// Glob patterns (entries may be comma lists): while a matching signal is present in the
@@ -339,7 +391,7 @@ impl Options {
     ///
     /// An [`OptionsError`] naming the first field that is out of range.
     pub fn validate(&self) -> Result<(), OptionsError> {
-        let checks: [(&'static str, bool, &'static str); 7] = [
+        let checks: [(&'static str, bool, &'static str); 8] = [
             (
                 "max_concurrency",
                 self.max_concurrency > 0,
@@ -373,6 +425,11 @@ impl Options {
             (
                 "fair_scheduling_threshold",
                 self.fair_scheduling_threshold > 0,
+                "must be at least 1",
+            ),
+            (
+                "max_pending_per_key",
+                self.max_pending_per_key != Some(0),
                 "must be at least 1",
             ),
         ];
@@ -410,8 +467,7 @@ impl fmt::Debug for Options {
             .field("max_tracked_operations", &self.max_tracked_operations)
             .field("max_operation_lifetime", &self.max_operation_lifetime)
             .field("queue_capacity", &self.effective_queue_capacity())
-            .field("fair_scheduling", &self.fair_scheduling)
-            .field("fair_scheduling_threshold", &self.fair_scheduling_threshold)
+            .field("max_pending_per_key", &self.pending_limit_per_key())
             .field("cancel_on_signals", &self.cancel_on_signals)
             .field("defer_on_signals", &self.defer_on_signals)
             .field("max_defer_attempts", &self.max_defer_attempts)

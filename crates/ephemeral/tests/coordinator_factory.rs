@@ -207,10 +207,7 @@ async fn keyed_factory_builds_keyed_coordinators() {
                 BodyResult::Ok(())
             }
         },
-        Options::default()
-            .max_concurrency(4)
-            .fair_scheduling(true)
-            .fair_scheduling_threshold(2),
+        Options::default().max_concurrency(4).max_pending_per_key(2),
     ));
     factory.register(
         "other",

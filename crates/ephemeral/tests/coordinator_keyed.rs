@@ -474,13 +474,12 @@ fn gated(options: Options) -> (KeyedWorkCoordinator<char, (char, u32)>, Arc<Sema
 }
 
 #[tokio::test]
-async fn fair_scheduling_refuses_a_key_at_its_threshold() {
+async fn a_pending_limit_refuses_a_key_at_its_limit() {
     let (c, gate) = gated(
         Options::default()
             .max_concurrency(4)
             .max_concurrency_per_key(1)
-            .fair_scheduling(true)
-            .fair_scheduling_threshold(3),
+            .max_pending_per_key(3),
     );
     // a0 runs (running items do not count toward the threshold), a1..a3 pend.
     c.enqueue(('a', 0)).await.unwrap();
@@ -518,6 +517,7 @@ async fn fair_scheduling_refuses_a_key_at_its_threshold() {
 }
 
 #[tokio::test]
+#[allow(deprecated)] // the deprecated spelling keeps working
 async fn without_fair_scheduling_no_key_is_refused() {
     let (c, gate) = gated(
         Options::default()
@@ -533,15 +533,40 @@ async fn without_fair_scheduling_no_key_is_refused() {
     assert_eq!(c.total_completed(), 50);
 }
 
+#[tokio::test]
+#[allow(deprecated)]
+async fn the_deprecated_fair_scheduling_pair_still_sets_the_pending_limit() {
+    let options = Options::default()
+        .fair_scheduling(true)
+        .fair_scheduling_threshold(2);
+    assert_eq!(options.pending_limit_per_key(), Some(2));
+    let (c, gate) = gated(options.max_concurrency(1));
+    c.pause();
+    c.try_enqueue(('a', 0)).unwrap();
+    c.try_enqueue(('a', 1)).unwrap();
+    assert!(matches!(
+        c.try_enqueue(('a', 2)),
+        Err(TryEnqueueError::KeyOverloaded(('a', 2)))
+    ));
+    c.resume();
+    gate.add_permits(10);
+    c.complete();
+    c.drain().await;
+    assert_eq!(c.total_completed(), 2);
+    assert_eq!(
+        Options::default()
+            .max_pending_per_key(0)
+            .validate()
+            .unwrap_err()
+            .field(),
+        "max_pending_per_key"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fair_scheduling_check_is_atomic_with_the_insert() {
     for round in 0..40 {
-        let (c, gate) = gated(
-            Options::default()
-                .max_concurrency(2)
-                .fair_scheduling(true)
-                .fair_scheduling_threshold(7),
-        );
+        let (c, gate) = gated(Options::default().max_concurrency(2).max_pending_per_key(7));
         c.pause();
         let tasks: Vec<_> = (0..4)
             .map(|t| {
@@ -807,12 +832,12 @@ async fn a_key_is_forgotten_as_soon_as_it_is_idle() {
 /// and finish (one slot, one item per key): an item counts as pending until it shows as
 /// running, and never again after.
 async fn pending_counts_follow_items(fair: bool) {
-    let (c, gate) = gated(
-        Options::default()
-            .max_concurrency(1)
-            .fair_scheduling(fair)
-            .fair_scheduling_threshold(100),
-    );
+    let options = Options::default().max_concurrency(1);
+    let (c, gate) = gated(if fair {
+        options.max_pending_per_key(100)
+    } else {
+        options
+    });
     c.enqueue(('a', 0)).await.unwrap();
     wait_until(1000, || c.active_count() == 1).await;
     assert_eq!(c.pending_count_for_key(&'a'), 0, "a0 runs");

@@ -22,7 +22,7 @@ pub enum EnqueueError<T> {
     Closed(T),
     /// A `cancel_on_signals` pattern matches a present signal.
     Rejected(T),
-    /// Fair scheduling: the item's key already has `fair_scheduling_threshold` items pending.
+    /// The item's key already has [`Options::max_pending_per_key`](crate::Options::max_pending_per_key) items pending.
     KeyOverloaded(T),
 }
 
@@ -35,7 +35,7 @@ pub enum TryEnqueueError<T> {
     Closed(T),
     /// A `cancel_on_signals` pattern matches a present signal.
     Rejected(T),
-    /// Fair scheduling: the item's key already has `fair_scheduling_threshold` items pending.
+    /// The item's key already has [`Options::max_pending_per_key`](crate::Options::max_pending_per_key) items pending.
     KeyOverloaded(T),
 }
 

@@ -3,7 +3,8 @@
 use super::error::UnknownCoordinator;
 use super::keyed::KeyedWorkCoordinator;
 use super::work::WorkCoordinator;
-use crate::{BoxError, Operation, Options, OptionsError};
+use crate::outcome::Outcome;
+use crate::{Operation, Options, OptionsError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Display;
@@ -165,11 +166,10 @@ impl<T: Send + 'static> CoordinatorFactory<T> {
     /// Registers a configuration under `name`. Answers `false` (and changes nothing) if a
     /// coordinator was already built under that name; otherwise a previous, unbuilt
     /// registration is replaced. Options are validated when the coordinator is built.
-    pub fn register<F, Fut, E>(&self, name: impl Into<String>, body: F, options: Options) -> bool
+    pub fn register<F, Fut>(&self, name: impl Into<String>, body: F, options: Options) -> bool
     where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let invalid = options.validate().err();
         self.registry.register(
@@ -220,7 +220,7 @@ impl<T: Send + 'static> fmt::Debug for CoordinatorFactory<T> {
 ///     "commands",
 ///     |cmd: &(String, u32)| cmd.0.clone(),
 ///     |_cmd, _op| async { Ok::<_, std::io::Error>(()) },
-///     Options::default().fair_scheduling(true),
+///     Options::default().max_pending_per_key(10),
 /// );
 /// let commands = factory.coordinator("commands").unwrap();
 /// commands.enqueue(("alice".into(), 1)).await.unwrap();
@@ -271,7 +271,7 @@ where
 
     /// Registers a keyed configuration under `name` (same rules as
     /// [`CoordinatorFactory::register`]).
-    pub fn register<KF, F, Fut, E>(
+    pub fn register<KF, F, Fut>(
         &self,
         name: impl Into<String>,
         key_fn: KF,
@@ -281,8 +281,7 @@ where
     where
         KF: Fn(&T) -> K + Send + Sync + 'static,
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let invalid = options.validate().err();
         self.registry.register(

@@ -1,11 +1,12 @@
 //! One-shot bounded parallel processing with tracking.
 
-use super::engine::Shared;
-use super::error::{Cancelled, EnqueueError};
+use super::engine::{Shared, SourceOutcome};
+use super::error::Cancelled;
 use super::keyed::KeyedWorkCoordinator;
 use super::scheduler::Intake;
 use super::work::WorkCoordinator;
-use crate::{BoxError, Operation, OperationSnapshot, Options};
+use crate::outcome::Outcome;
+use crate::{Operation, OperationSnapshot, Options};
 use futures_util::{Stream, StreamExt};
 use std::fmt::Display;
 use std::future::Future;
@@ -58,7 +59,7 @@ pub struct Summary {
 /// # Panics
 ///
 /// Outside a tokio runtime, or on invalid options.
-pub async fn for_each<T, I, F, Fut, E>(
+pub async fn for_each<T, I, F, Fut>(
     items: I,
     body: F,
     options: Options,
@@ -67,8 +68,7 @@ where
     T: Send + 'static,
     I: IntoIterator<Item = T>,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     for_each_stream(futures_util::stream::iter(items), body, options).await
 }
@@ -78,7 +78,7 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
-pub async fn for_each_stream<T, St, F, Fut, E>(
+pub async fn for_each_stream<T, St, F, Fut>(
     items: St,
     body: F,
     options: Options,
@@ -87,8 +87,7 @@ where
     T: Send + 'static,
     St: Stream<Item = T>,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     let token = options.cancellation_token.clone();
     if token.as_ref().is_some_and(|t| t.is_cancelled()) {
@@ -122,7 +121,7 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
-pub async fn for_each_keyed<T, K, I, KF, F, Fut, E>(
+pub async fn for_each_keyed<T, K, I, KF, F, Fut>(
     items: I,
     key_fn: KF,
     body: F,
@@ -134,8 +133,7 @@ where
     I: IntoIterator<Item = T>,
     KF: Fn(&T) -> K + Send + Sync + 'static,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     for_each_keyed_stream(futures_util::stream::iter(items), key_fn, body, options).await
 }
@@ -145,7 +143,7 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
-pub async fn for_each_keyed_stream<T, K, St, KF, F, Fut, E>(
+pub async fn for_each_keyed_stream<T, K, St, KF, F, Fut>(
     items: St,
     key_fn: KF,
     body: F,
@@ -157,8 +155,7 @@ where
     St: Stream<Item = T>,
     KF: Fn(&T) -> K + Send + Sync + 'static,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     let token = options.cancellation_token.clone();
     if token.as_ref().is_some_and(|t| t.is_cancelled()) {
@@ -198,14 +195,11 @@ where
     St: Stream<Item = T>,
 {
     let mut items = std::pin::pin!(items);
-    let mut refused = 0u64;
     while let Some(item) = next_item(&mut items, token).await {
-        let key = key_of(&item);
-        match shared.enqueue(item, key).await {
-            Ok(_) => {}
-            // A cancel-on signal is present: this item is not run, the next ones may be.
-            Err(EnqueueError::Rejected(_) | EnqueueError::KeyOverloaded(_)) => refused += 1,
-            Err(EnqueueError::Closed(_)) => break,
+        // Every item read is run or counted as cancelled: the reader waits for queue room
+        // and for its key's room, and an item refused by a cancel-on signal is counted.
+        if shared.enqueue_from_source(item, &key_of).await == SourceOutcome::Closed {
+            break;
         }
     }
     shared.complete();
@@ -217,7 +211,7 @@ where
     Ok(Summary {
         completed: stats.completed,
         failed: stats.failed,
-        cancelled: stats.cancelled + refused,
+        cancelled: stats.cancelled,
         snapshot: shared.snapshot_where(|_| true),
     })
 }

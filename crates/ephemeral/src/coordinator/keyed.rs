@@ -4,9 +4,8 @@ use super::engine::Shared;
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Keyed;
 use super::{common_methods, window_views, Handle};
-use crate::{
-    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
-};
+use crate::outcome::Outcome;
+use crate::{Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource};
 use futures_util::Stream;
 use std::fmt;
 use std::fmt::Display;
@@ -28,9 +27,9 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 ///   frees, however many items of busy keys wait ahead of it;
 /// * **round-robin**: ready keys take turns, so a key with 10,000 queued items cannot starve a
 ///   key with one;
-/// * **fair scheduling** (opt-in): `enqueue` and `try_enqueue` answer `KeyOverloaded(item)` for
-///   a key that already has [`Options::fair_scheduling_threshold`] items pending (checked
-///   atomically with the insert);
+/// * **a per-key pending limit** (opt-in, [`Options::max_pending_per_key`]): `enqueue` and
+///   `try_enqueue` answer `KeyOverloaded(item)` for a key that already has that many items
+///   pending (checked atomically with the insert); stream sources wait for the key's room;
 /// * **idle keys cost nothing**: a key's state is removed the moment it has nothing pending or
 ///   running.
 ///
@@ -117,18 +116,17 @@ where
 {
     /// A keyed coordinator: `key_fn` picks each item's key, `body` runs it.
     #[track_caller]
-    pub fn new<KF, F, Fut, E>(key_fn: KF, body: F, options: Options) -> Self
+    pub fn new<KF, F, Fut>(key_fn: KF, body: F, options: Options) -> Self
     where
         KF: Fn(&T) -> K + Send + Sync + 'static,
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let shared = Shared::start(
             |o| {
                 Keyed::new(
                     o.max_concurrency_per_key,
-                    o.fair_scheduling.then_some(o.fair_scheduling_threshold),
+                    o.pending_limit_per_key(),
                     o.effective_queue_capacity(),
                 )
             },
@@ -145,14 +143,19 @@ where
     }
 
     /// A keyed coordinator fed by `stream`; completes itself when the stream ends.
+    ///
+    /// Nothing read is lost, as with
+    /// [`WorkCoordinator::from_stream`](crate::WorkCoordinator::from_stream); in addition,
+    /// when a key already has [`Options::max_pending_per_key`] items pending, the reader
+    /// waits until that key has room (a stream has no caller to hand the item back to), so
+    /// a hot key slows the reading down instead of losing items.
     #[track_caller]
-    pub fn from_stream<St, KF, F, Fut, E>(stream: St, key_fn: KF, body: F, options: Options) -> Self
+    pub fn from_stream<St, KF, F, Fut>(stream: St, key_fn: KF, body: F, options: Options) -> Self
     where
         St: Stream<Item = T> + Send + 'static,
         KF: Fn(&T) -> K + Send + Sync + 'static,
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let c = KeyedWorkCoordinator::new(key_fn, body, options);
         let key_fn = c.key_fn.clone();

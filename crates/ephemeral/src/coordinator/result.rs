@@ -4,9 +4,9 @@ use super::engine::Shared;
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Fifo;
 use super::{common_methods, Handle};
-use crate::{
-    BoxError, Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource,
-};
+use crate::outcome::Outcome;
+use crate::{Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource};
+use futures_util::Stream;
 use std::fmt;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -89,11 +89,10 @@ impl<T: Send + 'static, R: Send + 'static> Clone for ResultCoordinator<T, R> {
 impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
     /// A coordinator keeping what `body` returns.
     #[track_caller]
-    pub fn new<F, Fut, E>(body: F, options: Options) -> Self
+    pub fn new<F, Fut>(body: F, options: Options) -> Self
     where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<R>> + Send + 'static,
     {
         let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         ResultCoordinator {
@@ -102,6 +101,38 @@ impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
             }),
             shared,
         }
+    }
+
+    /// A coordinator fed by `stream`; completes itself when the stream ends. Every item read
+    /// is run, or counted as cancelled when a `cancel_on_signals` signal refuses it, as on
+    /// [`WorkCoordinator::from_stream`](crate::WorkCoordinator::from_stream).
+    ///
+    /// ```
+    /// use ephemeral::{Options, ResultCoordinator};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let squares = ResultCoordinator::from_stream(
+    ///         futures::stream::iter(1..=4u64),
+    ///         |n: u64, _op| async move { Ok::<_, std::io::Error>(n * n) },
+    ///         Options::default().max_concurrency(2),
+    ///     );
+    ///     squares.drain().await;
+    ///     let mut results = squares.results();
+    ///     results.sort();
+    ///     assert_eq!(results, [1, 4, 9, 16]);
+    /// }
+    /// ```
+    #[track_caller]
+    pub fn from_stream<St, F, Fut>(stream: St, body: F, options: Options) -> Self
+    where
+        St: Stream<Item = T> + Send + 'static,
+        F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output: Outcome<R>> + Send + 'static,
+    {
+        let c = ResultCoordinator::new(body, options);
+        c.shared.feed(stream, |_| ());
+        c
     }
 
     /// Adds an item, waiting for queue room (see

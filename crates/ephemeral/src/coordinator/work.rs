@@ -4,7 +4,8 @@ use super::engine::Shared;
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Fifo;
 use super::{common_methods, window_views, Handle};
-use crate::{BoxError, Operation, OperationId, Options, SignalEvent, SignalSource};
+use crate::outcome::Outcome;
+use crate::{Operation, OperationId, Options, SignalEvent, SignalSource};
 use futures_util::Stream;
 use std::fmt;
 use std::future::Future;
@@ -74,11 +75,10 @@ impl<T: Send + 'static> Clone for WorkCoordinator<T> {
 impl<T: Send + 'static> WorkCoordinator<T> {
     /// A coordinator running `body` for every item.
     #[track_caller]
-    pub fn new<F, Fut, E>(body: F, options: Options) -> Self
+    pub fn new<F, Fut>(body: F, options: Options) -> Self
     where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         WorkCoordinator {
@@ -91,8 +91,14 @@ impl<T: Send + 'static> WorkCoordinator<T> {
 
     /// A coordinator fed by `stream`: every item is enqueued (waiting for room), and the
     /// coordinator completes itself when the stream ends. Items may also be enqueued by hand
-    /// meanwhile. If the coordinator is completed or cancelled first, the rest of the stream
-    /// is not read.
+    /// meanwhile.
+    ///
+    /// **Nothing read is lost.** The stream is read to its end. An item refused while a
+    /// `cancel_on_signals` signal is present has no caller to go back to: it is counted as
+    /// enqueued and cancelled, and reading goes on. So once drained, the items read equal
+    /// `completed + failed + cancelled` (and [`Stats::enqueued`](crate::Stats::enqueued)).
+    /// If the coordinator is completed or cancelled first, reading stops: an item read at
+    /// that moment is counted as cancelled, and the rest of the stream is not read.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -109,12 +115,11 @@ impl<T: Send + 'static> WorkCoordinator<T> {
     /// # }
     /// ```
     #[track_caller]
-    pub fn from_stream<St, F, Fut, E>(stream: St, body: F, options: Options) -> Self
+    pub fn from_stream<St, F, Fut>(stream: St, body: F, options: Options) -> Self
     where
         St: Stream<Item = T> + Send + 'static,
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let c = WorkCoordinator::new(body, options);
         c.shared.feed(stream, |_| ());

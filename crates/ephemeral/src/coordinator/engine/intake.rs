@@ -129,6 +129,93 @@ where
     }
 }
 
+impl<T, I, R> Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    /// Enqueues an item read from a source that has no caller to hand a refused item back to
+    /// (a stream): waits for queue room, and for its key's room on `KeyOverloaded`; an item
+    /// refused by a cancel-on signal, or because the coordinator closed, is counted as
+    /// accepted and cancelled, so that items read == completed + failed + cancelled.
+    pub(crate) async fn enqueue_from_source(
+        &self,
+        item: T,
+        key_of: &impl Fn(&T) -> I::Key,
+    ) -> SourceOutcome {
+        // Held: a drain waits until this item is enqueued or counted.
+        self.sourcing.fetch_add(1, SeqCst);
+        let _held = SourcingGuard(self);
+        let mut item = item;
+        let mut waiting = None;
+        loop {
+            let key = key_of(&item);
+            let refused = match self.enqueue(item, key).await {
+                Ok(_) => return SourceOutcome::Accepted,
+                Err(EnqueueError::KeyOverloaded(refused)) => refused,
+                Err(EnqueueError::Rejected(refused)) => {
+                    self.count_refused_as_cancelled(refused);
+                    return SourceOutcome::Cancelled;
+                }
+                Err(EnqueueError::Closed(refused)) => {
+                    self.count_refused_as_cancelled(refused);
+                    return SourceOutcome::Closed;
+                }
+            };
+            item = refused;
+            // The key has too many items pending. Register for news of takes, then look
+            // again before waiting: a take between that look and the wait is not missed.
+            // (Registered only from the first refusal on, so a stream that never meets one
+            // costs the workers nothing.)
+            if waiting.is_none() {
+                self.room.key_waiters.fetch_add(1, SeqCst);
+                waiting = Some(WaiterGuard(&self.room.key_waiters));
+            }
+            let notified = self.key_room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let key = key_of(&item);
+            match self.try_push(item, key) {
+                Ok(_) => return SourceOutcome::Accepted,
+                Err(Refusal::KeyOverloaded(refused)) => {
+                    item = refused;
+                    tokio::select! {
+                        () = notified => {}
+                        () = self.closed_token.cancelled() => {}
+                    }
+                }
+                // Full, closed or rejected: the next round's `enqueue` deals with it.
+                Err(
+                    Refusal::Full(refused, _)
+                    | Refusal::Closed(refused)
+                    | Refusal::Rejected(refused),
+                ) => item = refused,
+            }
+        }
+    }
+
+    /// Counts an item that a source read but the coordinator refused as accepted, then
+    /// cancelled (cancelled first: a drain check reads `enqueued` before the finished and
+    /// cancelled counts, so it never sees the pair half counted as drained).
+    fn count_refused_as_cancelled(&self, item: T) {
+        drop(item);
+        self.cancelled_items.fetch_add(1, SeqCst);
+        self.producer.enqueued.fetch_add(1, SeqCst);
+    }
+}
+
+/// Ends a source's hold on an item however `enqueue_from_source` ends (also when its future
+/// is dropped), and tells a drain that may have waited for it.
+struct SourcingGuard<'a, T: Send + 'static, I: Intake<T>, R: Send + 'static>(&'a Shared<T, I, R>);
+
+impl<T: Send + 'static, I: Intake<T>, R: Send + 'static> Drop for SourcingGuard<'_, T, I, R> {
+    fn drop(&mut self) {
+        self.0.sourcing.fetch_sub(1, SeqCst);
+        self.0.check_drained();
+    }
+}
+
 /// How often a producer facing a full queue yields to the runtime before it waits to be told
 /// of room.
 const YIELDS_BEFORE_WAITING: usize = 1;

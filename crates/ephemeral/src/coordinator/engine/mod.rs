@@ -43,6 +43,7 @@ use crate::id::OperationId;
 use crate::operation::hub::Hub;
 use crate::operation::{Operation, OperationError, OperationSnapshot, Slot};
 use crate::options::{Options, SampleHandler};
+use crate::outcome::Outcome;
 use crate::signal::reactive::GateKind;
 use crate::signal::SignalEvent;
 use crate::time;
@@ -88,6 +89,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
+    /// Items a stream source read and has not yet enqueued or counted: a drain waits for them.
+    sourcing: AtomicUsize,
     /// Written by producers on every push: kept off the lines workers write.
     producer: Padded<ProducerCounters>,
     /// Written when workers park and wake.
@@ -99,6 +102,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     space: Notify,
     /// `drain` waits here.
     drained: Notify,
+    /// Stream readers waiting for a key's room wait here (told of every take while any waits).
+    key_room: Notify,
 
     capacity: usize,
     /// The window's capacity and lifetime (each worker's shard gets them).
@@ -135,6 +140,8 @@ struct Room {
     waiters: AtomicUsize,
     /// A pop already notified the waiting producers since the last one registered.
     signalled: AtomicBool,
+    /// Stream readers waiting for a key's room (an item refused with `KeyOverloaded`).
+    key_waiters: AtomicUsize,
 }
 
 struct Parking {
@@ -187,6 +194,17 @@ impl<T, K> Refusal<T, K> {
     }
 }
 
+/// What became of an item read from a source with no caller to hand it back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceOutcome {
+    /// Enqueued.
+    Accepted,
+    /// Refused by a cancel-on signal: counted as accepted and cancelled.
+    Cancelled,
+    /// The coordinator is closed: counted as accepted and cancelled; read no more.
+    Closed,
+}
+
 /// Decrements `counter` if it is positive; answers whether it did.
 fn take_one(counter: &AtomicUsize) -> bool {
     counter
@@ -206,15 +224,14 @@ where
     ///
     /// Outside a tokio runtime, or on invalid options.
     #[track_caller]
-    pub(crate) fn start<F, Fut, E>(
+    pub(crate) fn start<F, Fut>(
         make_intake: impl FnOnce(&Options) -> I,
         options: Options,
         body: F,
     ) -> Arc<Self>
     where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<R, E>> + Send + 'static,
-        E: Into<BoxError> + 'static,
+        Fut: Future<Output: Outcome<R>> + Send + 'static,
     {
         let options = options.validated();
         let runtime = tokio::runtime::Handle::try_current()
@@ -250,10 +267,12 @@ where
             room: Padded(Room {
                 waiters: AtomicUsize::new(0),
                 signalled: AtomicBool::new(false),
+                key_waiters: AtomicUsize::new(0),
             }),
             wake_all_gen: AtomicU64::new(0),
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),
+            sourcing: AtomicUsize::new(0),
             producer: Padded(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),
@@ -264,6 +283,7 @@ where
             work: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),
+            key_room: Notify::new(),
             capacity: options.effective_queue_capacity(),
             dynamic: options.dynamic_concurrency,
             on_sample: options.on_sample.clone(),

@@ -221,12 +221,16 @@ where
         self.limit.load(SeqCst)
     }
 
-    /// Feeds `stream` into the coordinator in the background, then completes it. Stops reading
-    /// when the coordinator closes, so the feeder never outlives it.
+    /// Feeds `stream` into the coordinator in the background, then completes it.
+    ///
+    /// Reads the stream to its end: every item read is accepted, or counted as accepted and
+    /// cancelled (see [`enqueue_from_source`](Self::enqueue_from_source)), so items read ==
+    /// completed + failed + cancelled once drained. Stops reading once the coordinator is
+    /// closed (by `complete`, `cancel` or a parent token), so the feeder never outlives it.
     pub(crate) fn feed<St>(
         self: &Arc<Self>,
         stream: St,
-        key_of: impl Fn(&T) -> I::Key + Send + 'static,
+        key_of: impl Fn(&T) -> I::Key + Send + Sync + 'static,
     ) where
         St: futures_util::Stream<Item = T> + Send + 'static,
     {
@@ -240,8 +244,7 @@ where
                     () = closed.cancelled() => None,
                 };
                 let Some(item) = item else { break };
-                let key = key_of(&item);
-                if shared.enqueue(item, key).await.is_err() {
+                if shared.enqueue_from_source(item, &key_of).await == SourceOutcome::Closed {
                     break;
                 }
             }

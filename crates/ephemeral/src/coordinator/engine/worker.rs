@@ -1,6 +1,7 @@
 //! Workers: waking, taking items, recording what they came to.
 use super::*;
 use crate::label::KeyLabel;
+use crate::outcome::Outcome;
 
 /// What [`settle_slot`](Shared::settle_slot) does after settling the previous item.
 pub(super) enum Take {
@@ -95,7 +96,7 @@ where
     /// accepted (or about to be taken back), and it is finished only if a worker recorded it
     /// (under the slot lock we read the counts under) or cancelled it.
     pub(super) fn is_drained_now(&self) -> bool {
-        if !self.closed.load(SeqCst) || self.intake.len() != 0 {
+        if !self.closed.load(SeqCst) || self.intake.len() != 0 || self.sourcing.load(SeqCst) != 0 {
             return false;
         }
         let enqueued = self.producer.enqueued.load(SeqCst);
@@ -131,6 +132,10 @@ where
 
     /// Lets a waiting `enqueue` retry after room was made.
     pub(super) fn room_made(&self) {
+        if self.room.key_waiters.load(SeqCst) > 0 {
+            // A stream reader waits for some key's room: let it look again.
+            self.key_room.notify_waiters();
+        }
         if self.room.waiters.load(SeqCst) > 0
             && !self.room.signalled.load(SeqCst)
             && !self.room.signalled.swap(true, SeqCst)
@@ -389,7 +394,7 @@ pub(super) struct Carry<R, K> {
 }
 
 /// One worker: runs items one after another until the coordinator no longer needs it.
-pub(super) async fn worker<T, I, R, F, Fut, E>(
+pub(super) async fn worker<T, I, R, F, Fut>(
     shared: Arc<Shared<T, I, R>>,
     slot: WorkerSlot<T, I, R>,
     body: Arc<F>,
@@ -398,8 +403,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
     I: Intake<T>,
     R: Send + 'static,
     F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<R, E>> + Send + 'static,
-    E: Into<BoxError> + 'static,
+    Fut: Future<Output: Outcome<R>> + Send + 'static,
 {
     // Spawned or woken workers clear `waking` once they look for work.
     let mut woken = true;
@@ -446,7 +450,7 @@ pub(super) async fn worker<T, I, R, F, Fut, E>(
                 let op = Operation::new(slot.clone(), job.id, label.label());
                 let item = job.item;
                 let body = &*body;
-                let caught = AssertUnwindSafe(async move { body(item, op).await })
+                let caught = AssertUnwindSafe(async move { body(item, op).await.into_result() })
                     .catch_unwind()
                     .await;
                 slot.body_returned(job.id);
