@@ -134,9 +134,7 @@ async fn main() {
                 Ok::<_, std::io::Error>(())
             }
         },
-        Options::default()
-            .max_concurrency(4)
-            .max_pending_per_key(3),
+        Options::default().max_concurrency(4).max_pending_per_key(3),
     );
     commands.pause();
     for seq in 0..5 {

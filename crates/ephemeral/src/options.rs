@@ -93,6 +93,7 @@ pub struct Options {
     pub(crate) on_sample: Option<SampleHandler>,
     pub(crate) cancellation_token: Option<CancellationToken>,
     pub(crate) name: Option<Arc<str>>,
+    pub(crate) signal_ttl: Option<Duration>,
 }
 
 impl Default for Options {
@@ -122,6 +123,7 @@ impl Default for Options {
             on_sample: None,
             cancellation_token: None,
             name: None,
+            signal_ttl: None,
         }
     }
 }
@@ -253,6 +255,13 @@ impl Options {
     /// Glob patterns (entries may be comma lists): while a matching signal is present in the
     /// window or the configured sink, new items are refused with `Rejected` and queued items
     /// are not started (counted as cancelled).
+    ///
+    /// **How long a signal counts**: a signal emitted by an operation counts as long as its
+    /// operation stays in the window (`max_operation_lifetime` after it finished, 5 minutes
+    /// by default, or until pushed out by newer ones), unless it has a ttl
+    /// ([`Operation::emit_for`](crate::Operation::emit_for), [`signal_ttl`](Self::signal_ttl)):
+    /// then it counts until the ttl runs out. A signal on the sink counts until the sink's
+    /// `max_age` (or its ttl) runs out, or the sink is cleared.
     pub fn cancel_on_signals<I>(mut self, patterns: I) -> Self
     where
         I: IntoIterator,
@@ -265,7 +274,14 @@ impl Options {
     /// Glob patterns (entries may be comma lists): while a matching signal is present, the next
     /// start waits, re-checking every [`defer_check_interval`](Self::defer_check_interval), up
     /// to [`max_defer_attempts`](Self::max_defer_attempts) times, then runs anyway (counted in
-    /// [`Stats::defer_timeouts`](crate::Stats::defer_timeouts)).
+    /// [`Stats::defer_timeouts`](crate::Stats::defer_timeouts)). While a start waits, the
+    /// waiting workers show in [`Stats::deferred`](crate::Stats::deferred).
+    ///
+    /// A signal counts as long as its operation stays in the window unless it has a ttl (see
+    /// [`cancel_on_signals`](Self::cancel_on_signals)): for a back-off, emit it with
+    /// [`Operation::emit_for`](crate::Operation::emit_for), or set
+    /// [`signal_ttl`](Self::signal_ttl), or every later start waits out all its attempts for
+    /// as long as the failed operation is listed.
     pub fn defer_on_signals<I>(mut self, patterns: I) -> Self
     where
         I: IntoIterator,
@@ -291,6 +307,25 @@ impl Options {
     /// `defer_on_signals` consult it.
     pub fn signals(mut self, sink: SignalSink) -> Self {
         self.signals = Some(sink);
+        self
+    }
+
+    /// A time to live for every signal bodies emit with [`Operation::emit`] and
+    /// [`Operation::emit_caused`] (default `None`: a signal stays as long as its operation
+    /// stays in the window). When it runs out the signal retracts itself, even from an
+    /// operation that has finished: `on_signal_retracted` handlers run (the event's
+    /// [`is_expiry`](crate::SignalRetracted::is_expiry) is true), `defer_on_signals` /
+    /// `cancel_on_signals` gates release, window queries stop returning it, and a sink that
+    /// received it stops returning it too. [`Operation::emit_for`] sets a ttl per signal.
+    ///
+    /// The window remains the failure log (kept by `max_tracked_operations` and
+    /// `max_operation_lifetime`); the ttl only bounds how long a signal steers other work.
+    ///
+    /// [`Operation::emit`]: crate::Operation::emit
+    /// [`Operation::emit_caused`]: crate::Operation::emit_caused
+    /// [`Operation::emit_for`]: crate::Operation::emit_for
+    pub fn signal_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.signal_ttl = ttl;
         self
     }
 
@@ -488,6 +523,7 @@ impl fmt::Debug for Options {
             .field("max_queued_signals", &self.max_queued_signals)
             .field("on_sample", &self.on_sample.is_some())
             .field("cancellation_token", &self.cancellation_token.is_some())
+            .field("signal_ttl", &self.signal_ttl)
             .finish()
     }
 }

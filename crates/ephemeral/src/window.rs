@@ -311,6 +311,30 @@ impl<R, L> Window<R, L> {
         true
     }
 
+    /// Removes `event` from the finished operation `id`'s signals; answers whether it was
+    /// there (reported to `gates` if so).
+    pub(crate) fn remove_signal(
+        &mut self,
+        id: OperationId,
+        event: &SignalEvent,
+        gates: &impl OnRemoved,
+    ) -> bool {
+        let rec = self
+            .finished
+            .iter_mut()
+            .chain(self.pinned.iter_mut())
+            .find(|r| r.id == id);
+        let Some(rec) = rec else {
+            return false;
+        };
+        let Some(pos) = rec.signals.iter().position(|e| e == event) else {
+            return false;
+        };
+        let gone = rec.signals.remove(pos);
+        gates.removed(std::slice::from_ref(&gone));
+        true
+    }
+
     /// Removes a finished operation, pinned or not.
     pub(crate) fn evict(&mut self, id: OperationId, gates: &impl OnRemoved) -> bool {
         if let Some(pos) = self.pinned.iter().position(|r| r.id == id) {

@@ -44,6 +44,10 @@ pub struct Stats {
     pub paused: bool,
     /// Whether it accepts no more items (completed or cancelled).
     pub closed: bool,
+    /// Starts held back right now by a `defer_on_signals` signal: workers waiting for the
+    /// signal to go, each before one pending item (those items are also in `pending`). While
+    /// a back-off holds, `active` drops and `deferred` shows why.
+    pub deferred: usize,
     /// Starts that waited `max_defer_attempts` checks for a `defer_on_signals` signal to go,
     /// then ran anyway.
     pub defer_timeouts: u64,

@@ -1,11 +1,14 @@
 //! Where an operation's signals go: the coordinator-wide signal plumbing.
 
+use super::expiry::Expiry;
 use crate::options::{Options, SyncHandler};
 use crate::pattern::PatternSet;
 use crate::signal::processor::Processor;
 use crate::signal::reactive::Gates;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Shared by every operation of one coordinator.
@@ -18,6 +21,10 @@ pub(crate) struct Hub {
     signal_processor: Option<Processor<SignalEvent>>,
     retract_processor: Option<Processor<SignalRetracted>>,
     pub(crate) gates: Gates,
+    /// Ends of signals with a ttl.
+    pub(crate) expiry: Arc<Expiry>,
+    /// The ttl `emit` gives a body's signals (`Options::signal_ttl`).
+    pub(crate) signal_ttl: Option<Duration>,
 }
 
 impl Hub {
@@ -50,6 +57,8 @@ impl Hub {
                 PatternSet::from_entries(&options.defer_on_signals),
                 options.signals.clone(),
             ),
+            expiry: Arc::new(Expiry::new()),
+            signal_ttl: options.signal_ttl,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The operation handle given to bodies, and what is kept of an operation.
 
 mod error;
+pub(crate) mod expiry;
 pub(crate) mod hub;
 mod snapshot;
 
@@ -17,6 +18,7 @@ use crate::window::{Finished, Window};
 use hub::Hub;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -216,20 +218,59 @@ impl Operation {
     /// Emits a signal (a root: depth 1). Answers `false` if the coordinator's
     /// [`SignalConstraints`](crate::SignalConstraints) block it (then it goes nowhere).
     pub fn emit(&self, signal: impl Into<Arc<str>>) -> bool {
-        self.emit_inner(signal.into(), None)
+        self.emit_inner(signal.into(), None, self.slot.hub().signal_ttl)
+    }
+
+    /// Emits a signal that retracts itself after `ttl`: the way to say "back off for a
+    /// while". Until then it is like [`emit`](Self::emit)'s; when `ttl` runs out it leaves
+    /// the operation (even one that has finished), a retraction event fires
+    /// (`on_signal_retracted`, with [`is_expiry`](crate::SignalRetracted::is_expiry) true),
+    /// `defer_on_signals` / `cancel_on_signals` gates release, and a configured sink stops
+    /// returning it. The operation itself stays in the window as long as before, so failures
+    /// remain listed. Answers `false` when constraints block it, as `emit` does.
+    ///
+    /// ```
+    /// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let crawler = WorkCoordinator::new(
+    ///         |status: u16, op: Operation| async move {
+    ///             if status == 429 {
+    ///                 op.emit_for("rate-limit", Duration::from_millis(500));
+    ///             }
+    ///         },
+    ///         Options::default().defer_on_signals(["rate-limit"]),
+    ///     );
+    ///     crawler.enqueue(429).await.unwrap();
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     assert!(crawler.has_signal("rate-limit")); // back off...
+    ///     tokio::time::sleep(Duration::from_secs(1)).await;
+    ///     assert!(!crawler.has_signal("rate-limit")); // ...for half a second
+    ///     assert_eq!(crawler.completed().len(), 1); // the operation is still listed
+    /// }
+    /// ```
+    pub fn emit_for(&self, signal: impl Into<Arc<str>>, ttl: Duration) -> bool {
+        self.emit_inner(signal.into(), None, Some(ttl))
     }
 
     /// Emits a signal caused by `cause` (its propagation extends the cause's path), subject to
     /// the coordinator's constraints. A cause with no propagation (hand-made or leaf) starts a
     /// fresh chain.
     pub fn emit_caused(&self, signal: impl Into<Arc<str>>, cause: &SignalEvent) -> bool {
-        self.emit_inner(signal.into(), cause.propagation_arc())
+        self.emit_inner(
+            signal.into(),
+            cause.propagation_arc(),
+            self.slot.hub().signal_ttl,
+        )
     }
 
     fn emit_inner(
         &self,
         name: Arc<str>,
         cause: Option<&crate::signal::event::Propagation>,
+        ttl: Option<Duration>,
     ) -> bool {
         let hub = self.slot.hub();
         let propagation = match &hub.constraints {
@@ -250,19 +291,28 @@ impl Operation {
             }
             None => Some(constraints::extend(cause.filter(|c| !c.is_empty()), &name)),
         };
-        let event = SignalEvent::with_parts(
+        let mut event = SignalEvent::with_parts(
             name,
             self.id,
             self.key.as_ref().map(Label::to_arc),
             time::system_now(),
             propagation,
         );
+        if let Some(ttl) = ttl {
+            event = event.with_ttl(ttl);
+        }
+        let mut recorded = false;
         self.slot.with_running(&mut |id, signals| {
             if id == Some(self.id) {
                 hub.gates.added(event.signal());
                 signals.push(event.clone());
+                recorded = true;
             }
         });
+        if recorded && ttl.is_some() {
+            // Scheduled once recorded (and outside the slot's lock): an expiry read finds it.
+            hub.expiry.schedule(self.id, event.clone());
+        }
         hub.publish(&event);
         true
     }
@@ -328,8 +378,9 @@ impl Operation {
     #[must_use]
     pub fn has_signal(&self, signal: &str) -> bool {
         let mut found = false;
+        let now = time::now();
         self.slot.with_running(&mut |id, signals| {
-            found = id == Some(self.id) && signals.iter().any(|e| e.is(signal));
+            found = id == Some(self.id) && signals.iter().any(|e| e.is(signal) && !e.expired(now));
         });
         found
     }
@@ -338,9 +389,10 @@ impl Operation {
     #[must_use]
     pub fn signals(&self) -> Vec<SignalEvent> {
         let mut signals = Vec::new();
+        let now = time::now();
         self.slot.with_running(&mut |id, held| {
             if id == Some(self.id) {
-                signals.clone_from(held);
+                signals.extend(held.iter().filter(|e| !e.expired(now)).cloned());
             }
         });
         signals

@@ -4,7 +4,7 @@ use crate::id::OperationId;
 use crate::pattern;
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// The chain of signal names that led to an event (root first, the event's own name last).
 pub(crate) type Propagation = Arc<[Arc<str>]>;
@@ -33,6 +33,7 @@ pub struct SignalEvent {
     key: Option<Arc<str>>,
     timestamp: SystemTime,
     propagation: Option<Propagation>,
+    ttl: Option<Duration>,
 }
 
 impl SignalEvent {
@@ -50,7 +51,51 @@ impl SignalEvent {
             key: key.map(Arc::from),
             timestamp,
             propagation: None,
+            ttl: None,
         }
+    }
+
+    /// The same event with a time to live: it counts as present for `ttl` from its
+    /// timestamp, then leaves every sink that holds it (before the sink's own `max_age` if
+    /// that is shorter), as [`Operation::emit_for`](crate::Operation::emit_for)'s events do.
+    ///
+    /// ```
+    /// use ephemeral::{OperationId, SignalEvent, SignalSink};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let sink = SignalSink::default(); // events live a minute...
+    /// let evt = SignalEvent::new("rate-limit", OperationId::next(), None, ephemeral::now())
+    ///     .with_ttl(Duration::from_secs(2)); // ...this one two seconds
+    /// sink.raise_event(evt);
+    /// assert!(sink.detect("rate-limit"));
+    /// tokio::time::advance(Duration::from_secs(3)).await;
+    /// assert!(!sink.detect("rate-limit"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// The event's time to live, if it has one (see [`with_ttl`](Self::with_ttl)).
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        self.ttl
+    }
+
+    /// The instant (on tokio's clock) at which a ttl'd event stops counting.
+    pub(crate) fn expires_at(&self) -> Option<tokio::time::Instant> {
+        let ttl = self.ttl?;
+        let at = crate::time::from_system(self.timestamp);
+        Some(at.checked_add(ttl).unwrap_or(at))
+    }
+
+    /// Whether a ttl'd event has stopped counting at `now`.
+    pub(crate) fn expired(&self, now: tokio::time::Instant) -> bool {
+        self.expires_at().is_some_and(|end| end <= now)
     }
 
     pub(crate) fn with_parts(
@@ -66,6 +111,7 @@ impl SignalEvent {
             key,
             timestamp,
             propagation,
+            ttl: None,
         }
     }
 
@@ -135,6 +181,9 @@ impl fmt::Debug for SignalEvent {
             .field("operation_id", &self.operation_id)
             .field("key", &self.key())
             .field("timestamp", &self.timestamp);
+        if let Some(ttl) = &self.ttl {
+            d.field("ttl", ttl);
+        }
         if let Some(p) = &self.propagation {
             d.field("propagation", &p.iter().map(|s| &**s).collect::<Vec<_>>());
         }
@@ -182,6 +231,7 @@ pub struct SignalRetracted {
     key: Option<Arc<str>>,
     timestamp: SystemTime,
     pattern: Option<Arc<str>>,
+    expired: bool,
 }
 
 impl SignalRetracted {
@@ -198,7 +248,27 @@ impl SignalRetracted {
             key,
             timestamp,
             pattern,
+            expired: false,
         }
+    }
+
+    /// A signal with a ttl retracted itself.
+    pub(crate) fn expiry(event: &SignalEvent, timestamp: SystemTime) -> Self {
+        SignalRetracted {
+            signal: event.signal.clone(),
+            operation_id: event.operation_id,
+            key: event.key.clone(),
+            timestamp,
+            pattern: None,
+            expired: true,
+        }
+    }
+
+    /// Whether the signal retracted itself at the end of its time to live (see
+    /// [`Operation::emit_for`](crate::Operation::emit_for)) rather than by a `retract` call.
+    #[must_use]
+    pub fn is_expiry(&self) -> bool {
+        self.expired
     }
 
     /// The retracted signal's name.

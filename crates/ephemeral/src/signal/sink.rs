@@ -74,6 +74,24 @@ struct Stored {
     event: SignalEvent,
     /// The event's timestamp on tokio's clock.
     at: Instant,
+    /// When it stops being live: `max_age` after `at`, or its ttl if that is sooner (`None`:
+    /// beyond the clock's range).
+    end: Option<Instant>,
+}
+
+impl Stored {
+    fn new(event: SignalEvent, at: Instant, max_age: Duration) -> Self {
+        let by_age = at.checked_add(max_age);
+        let end = match event.ttl().and_then(|ttl| at.checked_add(ttl)) {
+            Some(by_ttl) => Some(by_age.map_or(by_ttl, |a| a.min(by_ttl))),
+            None => by_age,
+        };
+        Stored { event, at, end }
+    }
+
+    fn live(&self, now: Instant) -> bool {
+        self.end.is_none_or(|end| end >= now)
+    }
 }
 
 struct State {
@@ -81,6 +99,9 @@ struct State {
     /// The newest `at` ever pushed; an older push makes the deque unordered.
     newest: Option<Instant>,
     unordered: bool,
+    /// The soonest end of a stored event with a ttl (maybe one already gone): from then on,
+    /// expired events may sit behind live ones, and a purge looks at every event.
+    next_ttl_end: Option<Instant>,
     subscribers: Subscribers,
     next_subscriber: u64,
     /// The authoritative change counter; published to `Inner::generation`.
@@ -121,6 +142,7 @@ impl SignalSink {
                     events: VecDeque::with_capacity(max_capacity.min(1024)),
                     newest: None,
                     unordered: false,
+                    next_ttl_end: None,
                     subscribers: Arc::from(Vec::new()),
                     next_subscriber: 0,
                     generation: 0,
@@ -202,7 +224,13 @@ impl SignalSink {
         } else {
             None
         };
-        state.events.push_back(Stored { event, at });
+        let stored = Stored::new(event, at, inner.max_age);
+        if stored.event.ttl().is_some() {
+            if let Some(end) = stored.end {
+                state.next_ttl_end = Some(state.next_ttl_end.map_or(end, |n| n.min(end)));
+            }
+        }
+        state.events.push_back(stored);
         state.bump(inner);
         let subscribers = (!state.subscribers.is_empty()).then(|| state.subscribers.clone());
         drop(state);
@@ -269,6 +297,7 @@ impl SignalSink {
         let events = std::mem::take(&mut state.events);
         state.newest = None;
         state.unordered = false;
+        state.next_ttl_end = None;
         state.bump(&self.inner);
         drop(state);
         drop(events);
@@ -308,33 +337,35 @@ impl SignalSink {
     /// If a live event matches `patterns`, the instant until which one surely stays live
     /// (barring raises and clears, which move the generation).
     pub(crate) fn matching_until(&self, patterns: &PatternSet) -> Option<Instant> {
-        let max_age = self.inner.max_age;
         self.with_live(|events| {
             events
                 .iter()
                 .filter(|s| patterns.matches(s.event.signal()))
-                .map(|s| s.at.checked_add(max_age).unwrap_or(s.at))
+                .map(|s| s.end.unwrap_or(s.at))
                 .max()
         })
     }
 }
 
 /// Drops expired events: from the front while the deque is ordered by time, by a full pass
-/// otherwise.
-fn purge(state: &mut State, max_age: Duration, now: Instant) {
-    let live = |at: Instant| match at.checked_add(max_age) {
-        Some(deadline) => deadline >= now,
-        None => true,
-    };
-    if state.unordered {
-        state.events.retain(|s| live(s.at));
+/// otherwise (or once an event with a ttl may have ended behind live ones).
+fn purge(state: &mut State, _max_age: Duration, now: Instant) {
+    let ttl_due = state.next_ttl_end.is_some_and(|end| end < now);
+    if state.unordered || ttl_due {
+        state.events.retain(|s| s.live(now));
         state.unordered = !state
             .events
             .iter()
             .zip(state.events.iter().skip(1))
             .all(|(a, b)| a.at <= b.at);
+        state.next_ttl_end = state
+            .events
+            .iter()
+            .filter(|s| s.event.ttl().is_some())
+            .filter_map(|s| s.end)
+            .min();
     } else {
-        while state.events.front().is_some_and(|s| !live(s.at)) {
+        while state.events.front().is_some_and(|s| !s.live(now)) {
             state.events.pop_front();
         }
     }

@@ -40,6 +40,7 @@ use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::{Intake, Job, Padded, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
+use crate::operation::expiry::ExpireTarget;
 use crate::operation::hub::Hub;
 use crate::operation::{Operation, OperationError, OperationSnapshot, Slot};
 use crate::options::{Options, SampleHandler};
@@ -91,6 +92,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     defer_timeouts: AtomicU64,
     /// Items a stream source read and has not yet enqueued or counted: a drain waits for them.
     sourcing: AtomicUsize,
+    /// Workers waiting out a defer-on signal before their next start.
+    deferring: AtomicUsize,
     /// Written by producers on every push: kept off the lines workers write.
     producer: Padded<ProducerCounters>,
     /// Written when workers park and wake.
@@ -246,6 +249,7 @@ where
         let spawn: SpawnFn<T, I, R> = Box::new(move |shared, slot| {
             spawn_rt.spawn(worker::worker(shared, slot, body.clone()));
         });
+        let expiry = hub.expiry.clone();
         let shared = Arc::new_cyclic(|me| Shared {
             intake: make_intake(&options),
             track: Mutex::new(Track {
@@ -273,6 +277,7 @@ where
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),
             sourcing: AtomicUsize::new(0),
+            deferring: AtomicUsize::new(0),
             producer: Padded(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),
@@ -300,6 +305,8 @@ where
             stop_watch: CancellationToken::new(),
             closed_token: CancellationToken::new(),
         });
+        let target: Weak<dyn ExpireTarget> = Arc::downgrade(&shared) as Weak<dyn ExpireTarget>;
+        expiry.set_target(target);
         if let Some(parent) = options.cancellation_token {
             let weak = Arc::downgrade(&shared);
             let stop = shared.stop_watch.clone();
@@ -332,5 +339,18 @@ where
 impl<T, I: Intake<T>, R> Drop for Shared<T, I, R> {
     fn drop(&mut self) {
         self.stop_watch.cancel();
+        self.hub.expiry.stop.cancel();
+    }
+}
+
+impl<T, I, R> ExpireTarget for Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    fn expire_due(&self) {
+        // Every read of the window retracts the signals whose ttl ended.
+        self.with_window(|_| ());
     }
 }

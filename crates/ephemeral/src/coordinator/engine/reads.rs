@@ -1,7 +1,9 @@
 //! Reads: counters, snapshots, signal visits, pinning.
 use super::*;
 use crate::label::KeyLabel;
+use crate::operation::expiry::Due;
 use crate::operation::SlotState;
+use crate::signal::SignalRetracted;
 use crate::window::Finished;
 
 impl<T, I, R> Shared<T, I, R>
@@ -33,6 +35,7 @@ where
             paused: self.paused.load(SeqCst),
             closed: self.closed.load(SeqCst),
             defer_timeouts: self.defer_timeouts.load(SeqCst),
+            deferred: self.deferring.load(SeqCst).min(self.intake.len()),
             signal_handler_drops: self.hub.handler_drops(),
             signal_handler_failures: self.hub.handler_failures(),
         }
@@ -59,6 +62,10 @@ where
         let ctl = self.ctl();
         let mut slots: Vec<MutexGuard<'_, SlotState<R, I::Label>>> =
             ctl.slots.iter().map(|s| s.lock()).collect();
+        // Signals whose ttl ended leave first, so that no read returns them.
+        let mut due = Vec::new();
+        self.hub.expiry.take_due(now, &mut due);
+        due.retain(|d| self.remove_expired(&mut slots, &mut track.retired, d));
         window::trim(
             slots
                 .iter_mut()
@@ -84,7 +91,40 @@ where
         drop(ctl);
         drop(track);
         drop(dead);
+        if !due.is_empty() {
+            // Retraction handlers are user code: run them with no lock held.
+            let at = time::to_system(now);
+            for d in due {
+                self.hub.retracted(SignalRetracted::expiry(&d.event, at));
+            }
+        }
         out
+    }
+
+    /// Removes a signal whose ttl ended from its operation, running or finished; answers
+    /// whether it was still there (it may have been retracted, or left with its operation).
+    fn remove_expired(
+        &self,
+        slots: &mut [MutexGuard<'_, SlotState<R, I::Label>>],
+        retired: &mut Window<R, I::Label>,
+        due: &Due,
+    ) -> bool {
+        let gates = &self.hub.gates;
+        for st in slots.iter_mut() {
+            if st.running.id == Some(due.op) {
+                if let Some(pos) = st.running.signals.iter().position(|e| *e == due.event) {
+                    let gone = st.running.signals.remove(pos);
+                    gates.removed_one(gone.signal());
+                    return true;
+                }
+                return false;
+            }
+        }
+        slots
+            .iter_mut()
+            .map(|st| &mut st.window)
+            .chain(std::iter::once(retired))
+            .any(|w| w.remove_signal(due.op, &due.event, gates))
     }
 
     /// Snapshots of the window (running and finished) that pass `keep`, in start order.

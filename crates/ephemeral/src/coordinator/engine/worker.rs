@@ -427,10 +427,12 @@ pub(super) async fn worker<T, I, R, F, Fut>(
                 defer_attempts += 1;
                 shared.leave(&slot, &mut carry, now);
                 shared.check_drained();
+                shared.deferring.fetch_add(1, SeqCst);
                 tokio::select! {
                     () = tokio::time::sleep(shared.defer_interval) => {}
                     () = shared.hub.token.cancelled() => {}
                 }
+                shared.deferring.fetch_sub(1, SeqCst);
                 now = time::now();
                 continue;
             }
