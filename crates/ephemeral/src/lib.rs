@@ -50,6 +50,9 @@
 //! Everything runs on tokio. Constructors that start background work (coordinators, the
 //! processor, the dispatcher) must be called within a tokio runtime and panic otherwise.
 //! Time (ages, lifetimes, deferral) follows tokio's clock, so `start_paused` tests are exact.
+//! Event timestamps are labelled on that clock too: [`now`] is the library's "now" as a
+//! [`SystemTime`](std::time::SystemTime), and the one to use for events you build and for the
+//! bounds of [`SignalSource::signals_since`] / [`SignalSource::signals_between`].
 //!
 //! # Features
 //!
@@ -91,6 +94,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod clock;
 mod coordinator;
 mod id;
 mod label;
@@ -105,6 +109,7 @@ mod window;
 #[cfg(feature = "serde")]
 mod serde_time;
 
+pub use clock::now;
 pub use coordinator::{
     for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, ConcurrencyError,
     CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory, KeyedWorkCoordinator,

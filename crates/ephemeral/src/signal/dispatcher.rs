@@ -55,7 +55,6 @@ struct Rule {
 /// # async fn main() {
 /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
 /// use std::sync::{Arc, Mutex};
-/// use std::time::SystemTime;
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let dispatcher = SignalDispatcher::new();
@@ -77,7 +76,7 @@ struct Rule {
 ///     }
 /// });
 ///
-/// let evt = SignalEvent::new("http.error.503", OperationId::next(), None, SystemTime::now());
+/// let evt = SignalEvent::new("http.error.503", OperationId::next(), None, ephemeral::now());
 /// assert!(dispatcher.dispatch(evt));
 /// dispatcher.shutdown().await;
 ///
@@ -173,10 +172,9 @@ impl SignalDispatcher {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
-    /// use std::time::SystemTime;
     ///
     /// let dispatcher = SignalDispatcher::with_limits(1, 2);
-    /// let evt = || SignalEvent::new("tick", OperationId::next(), None, SystemTime::now());
+    /// let evt = || SignalEvent::new("tick", OperationId::next(), None, ephemeral::now());
     /// assert!(dispatcher.dispatch(evt()));
     /// assert!(dispatcher.dispatch(evt()));
     /// // Nothing has started yet (the background task has not run), so the queue is full.

@@ -172,7 +172,27 @@ impl SignalSink {
 
     /// Raises an event as it is (its timestamp, id, key and propagation are kept).
     ///
-    /// An event whose timestamp is already older than `max_age` is accepted but never returned.
+    /// The event ages by its own timestamp, read on the library's clock
+    /// ([`ephemeral::now`](crate::now())): an event whose timestamp is already older than
+    /// `max_age` is accepted but never returned, and an event with a timestamp in the future
+    /// stays visible until that timestamp plus `max_age`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use ephemeral::{OperationId, SignalEvent, SignalSink};
+    /// use std::time::Duration;
+    ///
+    /// // On a paused clock, as in a `#[tokio::test(start_paused = true)]` test:
+    /// let sink = SignalSink::new(100, Duration::from_secs(60));
+    /// let soon = ephemeral::now() + Duration::from_secs(30);
+    /// sink.raise_event(SignalEvent::new("planned", OperationId::next(), None, soon));
+    /// tokio::time::advance(Duration::from_secs(80)).await;
+    /// assert!(sink.detect("planned")); // 30 s + 60 s have not passed yet
+    /// tokio::time::advance(Duration::from_secs(11)).await;
+    /// assert!(!sink.detect("planned"));
+    /// # }
+    /// ```
     pub fn raise_event(&self, event: SignalEvent) {
         let at = time::from_system(event.timestamp());
         // Copy the event only when someone will be told about it. (A subscription racing with
