@@ -17,6 +17,7 @@
 //! | capture results alongside metadata | [`ResultCoordinator`] |
 //! | several coordinators with named configurations | [`CoordinatorFactory`] |
 //! | signals shared across coordinators | [`SignalSink`] |
+//! | consume a sink's signals as an async stream | [`SignalSink::stream`] |
 //! | route signals to async handlers by pattern | [`SignalDispatcher`] |
 //!
 //! # Example
@@ -122,7 +123,7 @@ pub use options::{Options, OptionsError};
 pub use pattern::Pattern;
 pub use signal::{
     AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,
-    SignalRetracted, SignalSink, SignalSource, Subscription,
+    SignalRetracted, SignalSink, SignalSource, SignalStream, Subscription,
 };
 
 /// The cancellation token coordinators use (re-exported from `tokio-util`).

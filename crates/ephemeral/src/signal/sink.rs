@@ -2,7 +2,7 @@
 
 use crate::id::OperationId;
 use crate::pattern::PatternSet;
-use crate::signal::{SignalEvent, SignalSource};
+use crate::signal::{SignalEvent, SignalSource, SignalStream};
 use crate::time;
 use std::collections::VecDeque;
 use std::fmt;
@@ -312,6 +312,42 @@ impl SignalSink {
             sink: Arc::downgrade(&self.inner),
             id,
         }
+    }
+
+    /// A bounded, lossy async stream of every event raised on this sink from now on: when
+    /// `capacity` events wait for the consumer, the oldest waiting one is dropped (and counted
+    /// in [`SignalStream::dropped`]) to make room. The stream ends only once every handle of
+    /// the sink is gone; dropping it unsubscribes. See [`SignalStream`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::SignalSink;
+    /// use futures_util::StreamExt;
+    ///
+    /// let sink = SignalSink::default();
+    /// let mut alerts = sink.stream(100).filter(|evt| std::future::ready(evt.matches("alert.*")));
+    ///
+    /// let raiser = sink.clone();
+    /// tokio::spawn(async move {
+    ///     raiser.raise("progress");
+    ///     raiser.raise("alert.disk");
+    /// });
+    /// assert_eq!(alerts.next().await.unwrap().signal(), "alert.disk");
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    pub fn stream(&self, capacity: usize) -> SignalStream {
+        SignalStream::new(self, capacity)
+    }
+
+    /// How many subscribers are registered.
+    #[cfg(test)]
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.lock().subscribers.len()
     }
 
     /// Whether two handles point at the same sink.
