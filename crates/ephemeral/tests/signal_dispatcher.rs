@@ -1,6 +1,6 @@
 //! `SignalDispatcher`: routing, ordering, failure isolation, bounds and cleanup.
 
-use ephemeral::{BoxError, OperationId, SignalDispatcher, SignalEvent};
+use ephemeral::{BoxError, OperationId, SignalDispatcher, SignalEvent, SignalSink};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -513,4 +513,76 @@ async fn concurrent_dispatchers_keep_per_name_order() {
         assert_eq!(order[&format!("p{p}")], (0..2_000).collect::<Vec<_>>());
     }
     assert_eq!(d.tracked_names(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attach_dispatches_every_raise_on_the_sink_until_detached() {
+    let d = SignalDispatcher::new();
+    let log: Log = Arc::default();
+    logging(&d, "alert.*", "alert", &log);
+    logging(&d, "*", "any", &log);
+    let sink = SignalSink::default();
+    sink.raise("alert.before"); // raised before attaching: not dispatched
+
+    let attached = d.attach(&sink);
+    sink.raise("alert.disk");
+    sink.raise_with_key("progress", "job-1");
+    // Raised by a coordinator's operation on the same sink too (a clone is the same sink).
+    sink.clone().raise("alert.cpu");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(d.processed_count(), 3);
+    // Different names are handled concurrently: compare what ran, not the interleaving.
+    let mut ran = take(&log);
+    ran.retain(|l| l.ends_with("end"));
+    ran.sort();
+    assert_eq!(
+        ran,
+        ["alert end", "alert end", "any end", "any end", "any end"]
+    );
+
+    drop(attached);
+    sink.raise("alert.after");
+    d.shutdown().await;
+    assert_eq!(d.processed_count(), 3);
+    assert!(take(&log).is_empty());
+    assert_eq!(sink.len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attached_sink_does_not_keep_the_dispatcher_or_its_handlers_alive() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let sink = SignalSink::default();
+    let d = SignalDispatcher::new();
+    {
+        let ran = ran.clone();
+        d.register("*", move |_evt: SignalEvent| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        });
+    }
+    let attached = d.attach(&sink);
+    sink.raise("a");
+    drop(d);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    // The dispatcher finished and released its handler although the sink is still attached.
+    assert_eq!(Arc::strong_count(&ran), 1);
+    sink.raise("b"); // harmless
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    drop(attached);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_shutdown_an_attached_sink_raises_are_refused() {
+    let d = SignalDispatcher::new();
+    let log: Log = Arc::default();
+    logging(&d, "*", "any", &log);
+    let sink = SignalSink::default();
+    let _attached = d.attach(&sink);
+    d.shutdown().await;
+    sink.raise("late");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(d.processed_count(), 0);
+    assert!(take(&log).is_empty());
+    assert!(sink.detect("late"));
 }

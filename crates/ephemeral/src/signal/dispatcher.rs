@@ -1,7 +1,7 @@
 //! Pattern-routed async signal handlers.
 
 use crate::pattern::Pattern;
-use crate::signal::SignalEvent;
+use crate::signal::{SignalEvent, SignalSink, Subscription};
 use crate::BoxError;
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -249,7 +249,7 @@ impl SignalDispatcher {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// use ephemeral::{SignalDispatcher, SignalEvent};
+    /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
     /// use std::sync::{Arc, Mutex};
     ///
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -264,7 +264,8 @@ impl SignalDispatcher {
     ///         }
     ///     });
     /// }
-    /// dispatcher.dispatch(SignalEvent::new("order.placed", ephemeral::OperationId::next(), None, ephemeral::now()));
+    /// let evt = SignalEvent::new("order.placed", OperationId::next(), None, ephemeral::now());
+    /// dispatcher.dispatch(evt);
     /// dispatcher.shutdown().await;
     /// // Both handlers of the pattern ran, in registration order.
     /// assert_eq!(*seen.lock().unwrap(), ["audit: order.placed", "metrics: order.placed"]);
@@ -361,34 +362,48 @@ impl SignalDispatcher {
     /// when `max_queued` events already wait (then it is counted in
     /// [`dropped_count`](Self::dropped_count)).
     pub fn dispatch(&self, event: SignalEvent) -> bool {
-        let shared = &*self.shared;
-        let mut state = shared.lock();
-        if state.closed {
-            return false;
-        }
-        if state.queued >= shared.max_queued {
-            drop(state);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        state.queued += 1;
-        let state = &mut *state;
-        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
-            // The name is already ready or being handled: the driver gets to it.
-            Entry::Occupied(mut waiting) => {
-                waiting.get_mut().push_back(event);
-                false
+        self.shared.dispatch(event)
+    }
+
+    /// Dispatches every event raised on `sink` from now on (as [`dispatch`](Self::dispatch)
+    /// does, so a full queue drops and counts); dropping the returned [`Subscription`]
+    /// detaches.
+    ///
+    /// The subscription does not keep the dispatcher running: once its last handle is dropped
+    /// (or after [`shutdown`](Self::shutdown)), events raised on the sink are refused.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{SignalDispatcher, SignalEvent, SignalSink};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let sink = SignalSink::default();
+    /// let dispatcher = SignalDispatcher::new();
+    /// let alerts = Arc::new(AtomicUsize::new(0));
+    /// let count = alerts.clone();
+    /// dispatcher.register("alert.*", move |_evt: SignalEvent| {
+    ///     count.fetch_add(1, Ordering::Relaxed);
+    ///     async { Ok::<_, std::io::Error>(()) }
+    /// });
+    ///
+    /// let attached = dispatcher.attach(&sink);
+    /// sink.raise("alert.disk");
+    /// drop(attached);
+    /// sink.raise("alert.cpu"); // detached: not dispatched
+    /// dispatcher.shutdown().await;
+    /// assert_eq!(alerts.load(Ordering::Relaxed), 1);
+    /// # }
+    /// ```
+    pub fn attach(&self, sink: &SignalSink) -> Subscription {
+        // Weak: an attached sink keeps neither the dispatcher nor its handlers alive.
+        let shared = Arc::downgrade(&self.shared);
+        sink.subscribe(move |event| {
+            if let Some(shared) = shared.upgrade() {
+                shared.dispatch(event.clone());
             }
-            Entry::Vacant(slot) => {
-                state.ready.push_back(slot.key().clone());
-                slot.insert(VecDeque::from([event]));
-                true
-            }
-        };
-        if newly_ready {
-            shared.wake.notify_one();
-        }
-        true
+        })
     }
 
     /// Events waiting to be handled (not counting those being handled).
@@ -461,6 +476,37 @@ impl Shared {
         drop(rules);
         // Replaced handlers (user data) are released outside the lock.
         drop(old);
+    }
+
+    /// See [`SignalDispatcher::dispatch`].
+    fn dispatch(&self, event: SignalEvent) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        if state.queued >= self.max_queued {
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        state.queued += 1;
+        let state = &mut *state;
+        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
+            // The name is already ready or being handled: the driver gets to it.
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push_back(event);
+                false
+            }
+            Entry::Vacant(slot) => {
+                state.ready.push_back(slot.key().clone());
+                slot.insert(VecDeque::from([event]));
+                true
+            }
+        };
+        if newly_ready {
+            self.wake.notify_one();
+        }
+        true
     }
 
     fn close(&self) {
