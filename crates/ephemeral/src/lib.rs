@@ -82,7 +82,12 @@
 //!   handlers, but the finished operation's recorded signals no longer change.
 //! * Additions: [`AsyncSignalProcessor::cancel`], [`SignalDispatcher::with_limits`] and its
 //!   counters, [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
-//!   [`Subscription`] guards, and the re-exported [`CancellationToken`].
+//!   [`Subscription`] guards, and the re-exported [`CancellationToken`]; [`now`] (the
+//!   library's clock as a `SystemTime`); [`Operation::emit_event`] and
+//!   [`Operation::emit_caused_event`] (the `bool` spellings stay); [`SignalSink::stream`] /
+//!   [`SignalStream`]; [`SignalDispatcher::attach`] and [`SignalDispatcher::replace`].
+//! * [`SignalDispatcher::register`] adds a handler even for a pattern that already has one:
+//!   both run, in registration order (use [`SignalDispatcher::replace`] to swap).
 //! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
 //!   `fair_scheduling_threshold`, and a zero `defer_check_interval` when deferral is on.
 //! * The window is exact for every read, but its memory bound is per worker: finished records
