@@ -6,7 +6,7 @@ use std::time::SystemTime;
 ///
 /// It follows tokio's clock (it is derived from [`tokio::time::Instant::now`] through an anchor
 /// taken once per process), so a paused test clock (`#[tokio::test(start_paused = true)]`,
-/// [`tokio::time::advance`]) moves it, while [`SystemTime::now`] does not. Every
+/// `tokio::time::advance`) moves it, while [`SystemTime::now`] does not. Every
 /// [`SignalEvent::timestamp`](crate::SignalEvent::timestamp) the library makes is on this
 /// clock, and sinks age events by comparing their timestamps with it. Use it for the events you
 /// build with [`SignalEvent::new`](crate::SignalEvent::new) and for the bounds you pass to
