@@ -17,6 +17,7 @@
 //! | capture results alongside metadata | [`ResultCoordinator`] |
 //! | several coordinators with named configurations | [`CoordinatorFactory`] |
 //! | signals shared across coordinators | [`SignalSink`] |
+//! | consume a sink's signals as an async stream | [`SignalSink::stream`] |
 //! | route signals to async handlers by pattern | [`SignalDispatcher`] |
 //!
 //! # Example
@@ -50,6 +51,9 @@
 //! Everything runs on tokio. Constructors that start background work (coordinators, the
 //! processor, the dispatcher) must be called within a tokio runtime and panic otherwise.
 //! Time (ages, lifetimes, deferral) follows tokio's clock, so `start_paused` tests are exact.
+//! Event timestamps are labelled on that clock too: [`now`] is the library's "now" as a
+//! [`SystemTime`](std::time::SystemTime), and the one to use for events you build and for the
+//! bounds of [`SignalSource::signals_since`] / [`SignalSource::signals_between`].
 //!
 //! # Features
 //!
@@ -78,7 +82,12 @@
 //!   handlers, but the finished operation's recorded signals no longer change.
 //! * Additions: [`AsyncSignalProcessor::cancel`], [`SignalDispatcher::with_limits`] and its
 //!   counters, [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
-//!   [`Subscription`] guards, and the re-exported [`CancellationToken`].
+//!   [`Subscription`] guards, and the re-exported [`CancellationToken`]; [`now`] (the
+//!   library's clock as a `SystemTime`); [`Operation::emit_event`] and
+//!   [`Operation::emit_caused_event`] (the `bool` spellings stay); [`SignalSink::stream`] /
+//!   [`SignalStream`]; [`SignalDispatcher::attach`] and [`SignalDispatcher::replace`].
+//! * [`SignalDispatcher::register`] adds a handler even for a pattern that already has one:
+//!   both run, in registration order (use [`SignalDispatcher::replace`] to swap).
 //! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
 //!   `max_pending_per_key` (or `fair_scheduling_threshold`), and a zero `defer_check_interval` when deferral is on.
 //! * The window is exact for every read, but its memory bound is per worker: finished records
@@ -91,6 +100,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+mod clock;
 mod coordinator;
 mod id;
 mod label;
@@ -106,6 +116,7 @@ mod window;
 #[cfg(feature = "serde")]
 mod serde_time;
 
+pub use clock::now;
 pub use coordinator::{
     for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, ConcurrencyError,
     CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory, KeyedWorkCoordinator,
@@ -119,7 +130,7 @@ pub use outcome::Outcome;
 pub use pattern::Pattern;
 pub use signal::{
     AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,
-    SignalRetracted, SignalSink, SignalSource, Subscription,
+    SignalRetracted, SignalSink, SignalSource, SignalStream, Subscription,
 };
 
 /// The cancellation token coordinators use (re-exported from `tokio-util`).

@@ -1,8 +1,13 @@
 //! `SignalConstraints::check`: root emissions, depth, cycles, terminal and leaf signals, rule
-//! order and presets. (`on_blocked` is only reachable through coordinators.)
+//! order and presets; and the same rules through an operation's `emit` / `emit_caused` /
+//! `emit_event` / `emit_caused_event` on a coordinator (where `on_blocked` is reachable).
 
-use ephemeral::{BlockReason, SignalConstraints};
-use std::sync::Arc;
+use ephemeral::{
+    BlockReason, BoxError, Operation, Options, SignalConstraints, SignalEvent, SignalSink,
+    SignalSource, WorkCoordinator,
+};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 fn path(names: &[&str]) -> Vec<Arc<str>> {
     names.iter().map(|&n| Arc::from(n)).collect()
@@ -238,4 +243,137 @@ fn block_reasons_display() {
     ] {
         assert!(!r.to_string().is_empty());
     }
+}
+
+/// Runs `body` once on a fresh coordinator and checks that it returned `Ok` (assertions inside
+/// a body fail the operation, not the test).
+async fn run_one<F, Fut>(options: Options, body: F) -> WorkCoordinator<()>
+where
+    F: Fn((), Operation) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
+{
+    let c = WorkCoordinator::new(body, options);
+    c.enqueue(()).await.unwrap();
+    c.complete();
+    c.drain().await;
+    let failures: Vec<String> = c
+        .failed()
+        .iter()
+        .filter_map(|s| s.error().map(ToString::to_string))
+        .collect();
+    assert!(failures.is_empty(), "the body failed: {failures:?}");
+    assert_eq!(c.total_completed(), 1);
+    c
+}
+
+type Blocked = Arc<Mutex<Vec<(String, BlockReason)>>>;
+
+fn recording(c: SignalConstraints) -> (SignalConstraints, Blocked) {
+    let blocked: Blocked = Arc::default();
+    let log = blocked.clone();
+    let c = c.on_blocked(move |evt, reason| {
+        log.lock().unwrap().push((evt.signal().to_string(), reason));
+    });
+    (c, blocked)
+}
+
+#[tokio::test]
+async fn emit_is_never_blocked_even_by_the_strictest_constraints() {
+    // Depth 0 blocks every caused signal, "a" is terminal, and "a" repeats: a root passes all.
+    let (constraints, blocked) = recording(
+        SignalConstraints::strict()
+            .max_depth(0)
+            .terminal_signals(["a"]),
+    );
+    let c = run_one(
+        Options::default().signal_constraints(constraints),
+        |(), op: Operation| async move {
+            assert!(op.emit("a"));
+            assert!(op.emit("a"));
+            let root = op.emit_event("a").expect("a root is never blocked");
+            assert_eq!(root.depth(), 1);
+            // What the root causes is blocked (depth 0), in both spellings.
+            assert!(!op.emit_caused("b", &root));
+            assert!(op.emit_caused_event("b", &root).is_none());
+            Ok(())
+        },
+    )
+    .await;
+    assert_eq!(c.count_signals("a"), 3);
+    assert!(!c.has_signal("b"));
+    assert_eq!(
+        *blocked.lock().unwrap(),
+        [
+            ("b".to_string(), BlockReason::MaxDepthExceeded),
+            ("b".to_string(), BlockReason::MaxDepthExceeded)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn emit_event_returns_the_event_that_was_recorded_and_raised() {
+    let sink = SignalSink::default();
+    let returned: Arc<Mutex<Vec<SignalEvent>>> = Arc::default();
+    let out = returned.clone();
+    let c = run_one(
+        Options::default().signals(sink.clone()),
+        move |(), op: Operation| {
+            let out = out.clone();
+            async move {
+                let a = op.emit_event("a").unwrap();
+                assert_eq!(op.signals().last(), Some(&a));
+                let b = op.emit_caused_event("b", &a).unwrap();
+                assert_eq!(op.signals().last(), Some(&b));
+                assert_eq!(a.operation_id(), op.id());
+                out.lock().unwrap().extend([a, b]);
+                Ok(())
+            }
+        },
+    )
+    .await;
+    let returned = returned.lock().unwrap().clone();
+    assert_eq!(names(returned[0].propagation()), ["a"]);
+    assert_eq!(names(returned[1].propagation()), ["a", "b"]);
+    // The very events (timestamps included) that the window and the sink hold.
+    assert_eq!(c.signals(), returned);
+    assert_eq!(sink.signals(), returned);
+}
+
+#[tokio::test]
+async fn a_chain_passes_each_event_to_the_next_step_until_a_rule_blocks_it() {
+    let (constraints, blocked) = recording(
+        SignalConstraints::default()
+            .max_depth(10)
+            .terminal_signals(["done"]),
+    );
+    let sink = SignalSink::default();
+    let c = run_one(
+        Options::default()
+            .signals(sink.clone())
+            .signal_constraints(constraints),
+        |(), op: Operation| async move {
+            let a = op.emit_event("a").unwrap();
+            let b = op.emit_caused_event("b", &a).unwrap();
+            // A cycle back to "a" is refused and goes nowhere.
+            assert!(op.emit_caused_event("a", &b).is_none());
+            let done = op.emit_caused_event("done", &b).unwrap();
+            assert_eq!(done.depth(), 3);
+            // Nothing follows a terminal signal.
+            assert!(op.emit_caused_event("after", &done).is_none());
+            assert!(!op.emit_caused("after", &done));
+            Ok(())
+        },
+    )
+    .await;
+    let held: Vec<String> = c.signals().iter().map(|e| e.signal().to_string()).collect();
+    assert_eq!(held, ["a", "b", "done"]);
+    assert_eq!(sink.len(), 3);
+    assert_eq!(
+        *blocked.lock().unwrap(),
+        [
+            ("a".to_string(), BlockReason::CycleDetected),
+            ("after".to_string(), BlockReason::TerminalSignalReached),
+            ("after".to_string(), BlockReason::TerminalSignalReached),
+        ]
+    );
 }

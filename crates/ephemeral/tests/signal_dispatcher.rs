@@ -1,16 +1,16 @@
 //! `SignalDispatcher`: routing, ordering, failure isolation, bounds and cleanup.
 
-use ephemeral::{BoxError, OperationId, SignalDispatcher, SignalEvent};
+use ephemeral::{BoxError, OperationId, SignalDispatcher, SignalEvent, SignalSink};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{Barrier, Semaphore};
 
 type Log = Arc<Mutex<Vec<String>>>;
 
 fn ev(name: &str) -> SignalEvent {
-    SignalEvent::new(name, OperationId::next(), None, SystemTime::now())
+    SignalEvent::new(name, OperationId::next(), None, ephemeral::now())
 }
 
 /// An event whose key carries a sequence number.
@@ -19,7 +19,7 @@ fn ev_seq(name: &str, seq: usize) -> SignalEvent {
         name,
         OperationId::next(),
         Some(&seq.to_string()),
-        SystemTime::now(),
+        ephemeral::now(),
     )
 }
 
@@ -253,24 +253,65 @@ async fn the_dispatcher_keeps_working_after_failures() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn re_registering_replaces_in_place() {
+async fn handlers_registered_for_the_same_pattern_all_run_in_registration_order() {
     let d = SignalDispatcher::new();
     let log: Log = Arc::default();
-    logging(&d, "x", "old-x", &log);
+    logging(&d, "x", "x-1", &log);
     logging(&d, "*", "star", &log);
-    logging(&d, "x*", "x-star", &log);
-    logging(&d, "x", "new-x", &log);
+    logging(&d, "x", "x-2", &log);
 
     let patterns: Vec<String> = d.patterns().iter().map(ToString::to_string).collect();
+    assert_eq!(patterns, ["x", "*", "x"]);
+
+    // Two events of one name: each runs every handler one after another, in registration
+    // order, and the second event starts after the first is done.
+    assert!(d.dispatch(ev("x")));
+    assert!(d.dispatch(ev("x")));
+    d.shutdown().await;
+    let once = [
+        "x-1 start",
+        "x-1 end",
+        "star start",
+        "star end",
+        "x-2 start",
+        "x-2 end",
+    ];
+    assert_eq!(take(&log), [once, once].concat());
+    assert_eq!(d.processed_count(), 2);
+    assert_eq!(d.failed_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn replace_swaps_every_handler_of_a_pattern_for_one_in_the_first_place() {
+    let d = SignalDispatcher::new();
+    let log: Log = Arc::default();
+    logging(&d, "x", "old-x-1", &log);
+    logging(&d, "*", "star", &log);
+    logging(&d, "x", "old-x-2", &log);
+    logging(&d, "x*", "x-star", &log);
+
+    let (tag, sink) = ("new-x".to_string(), log.clone());
+    let replaced = d.replace("x", move |_evt: SignalEvent| {
+        let (tag, log) = (tag.clone(), sink.clone());
+        async move {
+            log.lock().unwrap().push(format!("{tag} ran"));
+            Ok::<_, BoxError>(())
+        }
+    });
+    assert!(replaced);
+    let patterns: Vec<String> = d.patterns().iter().map(ToString::to_string).collect();
     assert_eq!(patterns, ["x", "*", "x*"]);
+    // A pattern with no handler yet is added last.
+    assert!(!d.replace("new", |_evt: SignalEvent| async { Ok::<_, BoxError>(()) }));
+    let patterns: Vec<String> = d.patterns().iter().map(ToString::to_string).collect();
+    assert_eq!(patterns, ["x", "*", "x*", "new"]);
 
     assert!(d.dispatch(ev("x")));
     d.shutdown().await;
     assert_eq!(
         take(&log),
         [
-            "new-x start",
-            "new-x end",
+            "new-x ran",
             "star start",
             "star end",
             "x-star start",
@@ -472,4 +513,76 @@ async fn concurrent_dispatchers_keep_per_name_order() {
         assert_eq!(order[&format!("p{p}")], (0..2_000).collect::<Vec<_>>());
     }
     assert_eq!(d.tracked_names(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn attach_dispatches_every_raise_on_the_sink_until_detached() {
+    let d = SignalDispatcher::new();
+    let log: Log = Arc::default();
+    logging(&d, "alert.*", "alert", &log);
+    logging(&d, "*", "any", &log);
+    let sink = SignalSink::default();
+    sink.raise("alert.before"); // raised before attaching: not dispatched
+
+    let attached = d.attach(&sink);
+    sink.raise("alert.disk");
+    sink.raise_with_key("progress", "job-1");
+    // Raised by a coordinator's operation on the same sink too (a clone is the same sink).
+    sink.clone().raise("alert.cpu");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(d.processed_count(), 3);
+    // Different names are handled concurrently: compare what ran, not the interleaving.
+    let mut ran = take(&log);
+    ran.retain(|l| l.ends_with("end"));
+    ran.sort();
+    assert_eq!(
+        ran,
+        ["alert end", "alert end", "any end", "any end", "any end"]
+    );
+
+    drop(attached);
+    sink.raise("alert.after");
+    d.shutdown().await;
+    assert_eq!(d.processed_count(), 3);
+    assert!(take(&log).is_empty());
+    assert_eq!(sink.len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attached_sink_does_not_keep_the_dispatcher_or_its_handlers_alive() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let sink = SignalSink::default();
+    let d = SignalDispatcher::new();
+    {
+        let ran = ran.clone();
+        d.register("*", move |_evt: SignalEvent| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, BoxError>(()) }
+        });
+    }
+    let attached = d.attach(&sink);
+    sink.raise("a");
+    drop(d);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    // The dispatcher finished and released its handler although the sink is still attached.
+    assert_eq!(Arc::strong_count(&ran), 1);
+    sink.raise("b"); // harmless
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    drop(attached);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_shutdown_an_attached_sink_raises_are_refused() {
+    let d = SignalDispatcher::new();
+    let log: Log = Arc::default();
+    logging(&d, "*", "any", &log);
+    let sink = SignalSink::default();
+    let _attached = d.attach(&sink);
+    d.shutdown().await;
+    sink.raise("late");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(d.processed_count(), 0);
+    assert!(take(&log).is_empty());
+    assert!(sink.detect("late"));
 }

@@ -215,10 +215,18 @@ impl Operation {
         self.key.as_ref().map(Label::as_str)
     }
 
-    /// Emits a signal (a root: depth 1). Answers `false` if the coordinator's
-    /// [`SignalConstraints`](crate::SignalConstraints) block it (then it goes nowhere).
+    /// Emits a signal as the root of a chain (depth 1; depth 0 for a
+    /// [leaf signal](crate::SignalConstraints::leaf_signals)).
+    ///
+    /// Always answers `true`: [`SignalConstraints`](crate::SignalConstraints) only limit what a
+    /// *cause* may cause (depth, cycles, terminal signals), and a root has no cause, so no
+    /// configuration blocks it. The `bool` mirrors [`emit_caused`](Self::emit_caused), which
+    /// can answer `false`. Use [`emit_event`](Self::emit_event) to get the event.
+    ///
+    /// The signal is recorded on this operation while its body runs, raised on the configured
+    /// sink and passed to the `on_signal` handlers.
     pub fn emit(&self, signal: impl Into<Arc<str>>) -> bool {
-        self.emit_inner(signal.into(), None, self.slot.hub().signal_ttl)
+        self.emit_event(signal).is_some()
     }
 
     /// Emits a signal that retracts itself after `ttl`: the way to say "back off for a
@@ -227,7 +235,7 @@ impl Operation {
     /// (`on_signal_retracted`, with [`is_expiry`](crate::SignalRetracted::is_expiry) true),
     /// `defer_on_signals` / `cancel_on_signals` gates release, and a configured sink stops
     /// returning it. The operation itself stays in the window as long as before, so failures
-    /// remain listed. Answers `false` when constraints block it, as `emit` does.
+    /// remain listed. Always answers `true`, as `emit` does (a root is never blocked).
     ///
     /// ```
     /// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
@@ -252,13 +260,66 @@ impl Operation {
     /// }
     /// ```
     pub fn emit_for(&self, signal: impl Into<Arc<str>>, ttl: Duration) -> bool {
-        self.emit_inner(signal.into(), None, Some(ttl))
+        self.emit_inner(signal.into(), None, Some(ttl)).is_some()
     }
 
-    /// Emits a signal caused by `cause` (its propagation extends the cause's path), subject to
-    /// the coordinator's constraints. A cause with no propagation (hand-made or leaf) starts a
-    /// fresh chain.
+    /// Emits a signal caused by `cause` (its propagation extends the cause's path); answers
+    /// `false`, and the signal goes nowhere, when the coordinator's
+    /// [`SignalConstraints`](crate::SignalConstraints) block it (the cause is at the maximum
+    /// depth, the name is already on the cause's path, or the cause is terminal). Without
+    /// constraints it always answers `true`. A cause with no propagation (hand-made or leaf)
+    /// starts a fresh chain and is never blocked. Use
+    /// [`emit_caused_event`](Self::emit_caused_event) to get the event.
     pub fn emit_caused(&self, signal: impl Into<Arc<str>>, cause: &SignalEvent) -> bool {
+        self.emit_caused_event(signal, cause).is_some()
+    }
+
+    /// Emits a signal as the root of a chain, like [`emit`](Self::emit), and returns the event
+    /// it made (with its timestamp and propagation), ready to be the cause of the next step.
+    ///
+    /// Always `Some` (a root is never blocked); the `Option` mirrors
+    /// [`emit_caused_event`](Self::emit_caused_event).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{Operation, Options, SignalConstraints, SignalSource, WorkCoordinator};
+    ///
+    /// let c = WorkCoordinator::new(
+    ///     |_: (), op: Operation| async move {
+    ///         // Each step passes its event on as the cause of the next one.
+    ///         let fetched = op.emit_event("fetched").expect("a root is never blocked");
+    ///         let parsed = op.emit_caused_event("parsed", &fetched).expect("depth 2 is allowed");
+    ///         let stored = op.emit_caused_event("stored", &parsed).expect("depth 3 is allowed");
+    ///         assert_eq!(stored.depth(), 3);
+    ///         // The chain is at the maximum depth: what `stored` causes is blocked.
+    ///         assert!(op.emit_caused_event("indexed", &stored).is_none());
+    ///         Ok::<_, std::io::Error>(())
+    ///     },
+    ///     Options::default().signal_constraints(SignalConstraints::default().max_depth(3)),
+    /// );
+    /// c.enqueue(()).await.unwrap();
+    /// c.complete();
+    /// c.drain().await;
+    /// let stored = c.signals_named("stored");
+    /// assert_eq!(stored[0].propagation().len(), 3);
+    /// assert!(!c.has_signal("indexed"));
+    /// # }
+    /// ```
+    pub fn emit_event(&self, signal: impl Into<Arc<str>>) -> Option<SignalEvent> {
+        self.emit_inner(signal.into(), None, self.slot.hub().signal_ttl)
+    }
+
+    /// Emits a signal caused by `cause`, like [`emit_caused`](Self::emit_caused), and returns
+    /// the event it made; `None` when the coordinator's
+    /// [`SignalConstraints`](crate::SignalConstraints) block it (then it goes nowhere).
+    ///
+    /// See [`emit_event`](Self::emit_event) for a chain built step by step.
+    pub fn emit_caused_event(
+        &self,
+        signal: impl Into<Arc<str>>,
+        cause: &SignalEvent,
+    ) -> Option<SignalEvent> {
         self.emit_inner(
             signal.into(),
             cause.propagation_arc(),
@@ -266,12 +327,13 @@ impl Operation {
         )
     }
 
+    /// Builds, records and publishes the event, unless the constraints block it.
     fn emit_inner(
         &self,
         name: Arc<str>,
         cause: Option<&crate::signal::event::Propagation>,
         ttl: Option<Duration>,
-    ) -> bool {
+    ) -> Option<SignalEvent> {
         let hub = self.slot.hub();
         let propagation = match &hub.constraints {
             Some(c) => {
@@ -286,7 +348,7 @@ impl Operation {
                 };
                 match c.admit(&name, cause, blocked) {
                     Ok(p) => p,
-                    Err(_) => return false,
+                    Err(_) => return None,
                 }
             }
             None => Some(constraints::extend(cause.filter(|c| !c.is_empty()), &name)),
@@ -314,7 +376,7 @@ impl Operation {
             hub.expiry.schedule(self.id, event.clone());
         }
         hub.publish(&event);
-        true
+        Some(event)
     }
 
     /// Removes the first signal named exactly `signal` from this operation; answers whether

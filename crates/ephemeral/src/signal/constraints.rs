@@ -33,12 +33,18 @@ impl fmt::Display for BlockReason {
 
 /// Limits on chains of signals that cause other signals, to stop feedback loops.
 ///
-/// Nothing propagates by itself: a chain exists only where code emits a signal *caused by*
-/// another one ([`Operation::emit_caused`](crate::Operation::emit_caused), typically from an
-/// `on_signal` handler). The rules, checked in this order:
+/// Nothing propagates by itself: a chain exists only where a body emits a signal *caused by*
+/// another one, with [`Operation::emit_caused`](crate::Operation::emit_caused) or
+/// [`Operation::emit_caused_event`](crate::Operation::emit_caused_event). The cause is a
+/// [`SignalEvent`] the body holds: one its operation emitted (returned by
+/// [`emit_event`](crate::Operation::emit_event), or read back from
+/// [`Operation::signals`](crate::Operation::signals)), or one it reads from a shared
+/// [`SignalSink`](crate::SignalSink) or a coordinator's window. (`on_signal` handlers get only
+/// the event, not an operation, so they cannot emit; to react to a signal with another, enqueue
+/// work whose body does.) The rules, checked in this order:
 ///
 /// 1. a root emission (no cause, or a cause with no propagation) is always allowed and has
-///    depth 1;
+///    depth 1, so [`Operation::emit`](crate::Operation::emit) is never blocked;
 /// 2. a caused signal is blocked with [`BlockReason::MaxDepthExceeded`] when its cause's depth is
 ///    at least `max_depth`;
 /// 3. then with [`BlockReason::CycleDetected`] when (with `block_cycles`) its name is anywhere on
@@ -48,7 +54,61 @@ impl fmt::Display for BlockReason {
 ///
 /// A leaf signal is emitted normally but carries no propagation, so whatever it causes starts a
 /// fresh chain. `on_blocked` sees every block, with an event named after the blocked signal
-/// whose propagation is the cause's path.
+/// whose propagation is the cause's path. Constraints apply to the coordinators they are
+/// configured on ([`Options::signal_constraints`](crate::Options::signal_constraints)).
+///
+/// A body that reacts to a signal it finds on a shared sink, and would set off a loop:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use ephemeral::{
+///     BlockReason, Operation, Options, SignalConstraints, SignalSink, SignalSource,
+///     WorkCoordinator,
+/// };
+/// use std::sync::{Arc, Mutex};
+///
+/// let sink = SignalSink::default();
+/// let blocked = Arc::new(Mutex::new(Vec::new()));
+/// let log = blocked.clone();
+/// let constraints = SignalConstraints::default()
+///     .on_blocked(move |evt, reason| log.lock().unwrap().push((evt.signal().to_string(), reason)));
+///
+/// let shared = sink.clone();
+/// let c = WorkCoordinator::new(
+///     move |step: &'static str, op: Operation| {
+///         let sink = shared.clone();
+///         async move {
+///             if step == "detect" {
+///                 op.emit("overload"); // a root: never blocked
+///             } else if let Some(cause) = sink.signals_named("overload").pop() {
+///                 // React to the cause read from the sink.
+///                 let throttle = op.emit_caused_event("throttle", &cause).expect("depth 2");
+///                 // Reacting to the reaction by raising the cause again is a cycle.
+///                 assert!(!op.emit_caused("overload", &throttle));
+///             }
+///             Ok::<_, std::io::Error>(())
+///         }
+///     },
+///     Options::default()
+///         .max_concurrency(1) // "detect" finishes before "react" starts
+///         .signals(sink.clone())
+///         .signal_constraints(constraints),
+/// );
+/// c.enqueue("detect").await.unwrap();
+/// c.enqueue("react").await.unwrap();
+/// c.complete();
+/// c.drain().await;
+/// assert_eq!(c.total_failed(), 0); // the assertion in the body held
+///
+/// let throttle = &sink.signals_named("throttle")[0];
+/// assert_eq!(throttle.propagation().len(), 2); // overload → throttle
+/// assert_eq!(sink.count_signals("overload"), 1);
+/// assert_eq!(*blocked.lock().unwrap(), [("overload".to_string(), BlockReason::CycleDetected)]);
+/// # }
+/// ```
+///
+/// The rules can be checked without a coordinator:
 ///
 /// ```
 /// use ephemeral::{BlockReason, SignalConstraints};

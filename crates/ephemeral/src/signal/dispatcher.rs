@@ -1,7 +1,7 @@
 //! Pattern-routed async signal handlers.
 
 use crate::pattern::Pattern;
-use crate::signal::SignalEvent;
+use crate::signal::{SignalEvent, SignalSink, Subscription};
 use crate::BoxError;
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -16,6 +16,19 @@ use tokio::sync::Notify;
 
 type Handler = Arc<dyn Fn(SignalEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
+/// Boxes a user handler, mapping its error into a [`BoxError`].
+fn boxed<F, Fut, E>(handler: F) -> Handler
+where
+    F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    Arc::new(move |evt| {
+        let fut = handler(evt);
+        Box::pin(async move { fut.await.map_err(Into::into) })
+    })
+}
+
 /// One registration: a pattern and the handler it routes to.
 struct Rule {
     pattern: Pattern,
@@ -24,9 +37,10 @@ struct Rule {
 
 /// Routes [`SignalEvent`]s to async handlers by glob pattern, in the background.
 ///
-/// * [`register`](Self::register) adds a handler for a [pattern](crate::pattern). Registering a
-///   pattern that is already registered (the same exact string) replaces its handler *in place*:
-///   it keeps its position in the order.
+/// * [`register`](Self::register) adds a handler for a [pattern](crate::pattern), after every
+///   handler registered before, like listeners on an event bus: handlers for the same pattern
+///   coexist and all run. [`replace`](Self::replace) swaps out the handlers of one pattern
+///   instead.
 /// * [`dispatch`](Self::dispatch) queues an event and never waits.
 /// * For one event, every handler whose pattern matches the event's name runs, **one after
 ///   another in registration order** (each awaited before the next starts). A handler that
@@ -55,7 +69,6 @@ struct Rule {
 /// # async fn main() {
 /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
 /// use std::sync::{Arc, Mutex};
-/// use std::time::SystemTime;
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let dispatcher = SignalDispatcher::new();
@@ -77,7 +90,7 @@ struct Rule {
 ///     }
 /// });
 ///
-/// let evt = SignalEvent::new("http.error.503", OperationId::next(), None, SystemTime::now());
+/// let evt = SignalEvent::new("http.error.503", OperationId::next(), None, ephemeral::now());
 /// assert!(dispatcher.dispatch(evt));
 /// dispatcher.shutdown().await;
 ///
@@ -173,10 +186,9 @@ impl SignalDispatcher {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
-    /// use std::time::SystemTime;
     ///
     /// let dispatcher = SignalDispatcher::with_limits(1, 2);
-    /// let evt = || SignalEvent::new("tick", OperationId::next(), None, SystemTime::now());
+    /// let evt = || SignalEvent::new("tick", OperationId::next(), None, ephemeral::now());
     /// assert!(dispatcher.dispatch(evt()));
     /// assert!(dispatcher.dispatch(evt()));
     /// // Nothing has started yet (the background task has not run), so the queue is full.
@@ -226,10 +238,57 @@ impl SignalDispatcher {
         }
     }
 
-    /// Routes events whose name matches `pattern` to `handler`.
+    /// Routes events whose name matches `pattern` to `handler`, after every handler registered
+    /// before.
     ///
-    /// A pattern registered before (the same exact string) gets the new handler in its old
-    /// position; a new pattern goes last. Events already being handled keep the rules they
+    /// Handlers accumulate: registering a pattern that already has a handler adds a second one
+    /// (both run, in registration order), like listeners on an event bus. Use
+    /// [`replace`](Self::replace) to swap a pattern's handler instead. Events already being
+    /// handled keep the rules they started with.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{OperationId, SignalDispatcher, SignalEvent};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let dispatcher = SignalDispatcher::new();
+    /// for tag in ["audit", "metrics"] {
+    ///     let seen = seen.clone();
+    ///     dispatcher.register("order.*", move |evt: SignalEvent| {
+    ///         let seen = seen.clone();
+    ///         async move {
+    ///             seen.lock().unwrap().push(format!("{tag}: {}", evt.signal()));
+    ///             Ok::<_, std::io::Error>(())
+    ///         }
+    ///     });
+    /// }
+    /// let evt = SignalEvent::new("order.placed", OperationId::next(), None, ephemeral::now());
+    /// dispatcher.dispatch(evt);
+    /// dispatcher.shutdown().await;
+    /// // Both handlers of the pattern ran, in registration order.
+    /// assert_eq!(*seen.lock().unwrap(), ["audit: order.placed", "metrics: order.placed"]);
+    /// # }
+    /// ```
+    pub fn register<P, F, Fut, E>(&self, pattern: P, handler: F)
+    where
+        P: Into<Pattern>,
+        F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let rule = Rule {
+            pattern: pattern.into(),
+            handler: boxed(handler),
+        };
+        self.shared.update_rules(|rules| rules.push(rule));
+    }
+
+    /// Makes `handler` the only handler of `pattern` (the same exact string): it takes the
+    /// place of the first handler registered for it, and the others registered for it are
+    /// removed. Answers whether any was registered; if none was, it is added last, as
+    /// [`register`](Self::register) does. Events already being handled keep the rules they
     /// started with.
     ///
     /// ```
@@ -240,46 +299,54 @@ impl SignalDispatcher {
     /// let dispatcher = SignalDispatcher::new();
     /// dispatcher.register("a.*", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) });
     /// dispatcher.register("b", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) });
-    /// // Replaces the first handler, keeping its place.
-    /// dispatcher.register("a.*", |_evt: SignalEvent| async { Err("nope") });
-    /// let patterns: Vec<String> = dispatcher.patterns().iter().map(|p| p.to_string()).collect();
-    /// assert_eq!(patterns, ["a.*", "b"]);
+    /// dispatcher.register("a.*", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) });
+    /// let patterns = |d: &SignalDispatcher| -> Vec<String> {
+    ///     d.patterns().iter().map(|p| p.to_string()).collect()
+    /// };
+    /// assert_eq!(patterns(&dispatcher), ["a.*", "b", "a.*"]);
+    ///
+    /// // Both "a.*" handlers give way to one, in the first one's place.
+    /// assert!(dispatcher.replace("a.*", |_evt: SignalEvent| async { Err("nope") }));
+    /// assert_eq!(patterns(&dispatcher), ["a.*", "b"]);
+    /// assert!(!dispatcher.replace("c", |_evt: SignalEvent| async { Ok::<_, std::io::Error>(()) }));
+    /// assert_eq!(patterns(&dispatcher), ["a.*", "b", "c"]);
     /// # }
     /// ```
-    pub fn register<P, F, Fut, E>(&self, pattern: P, handler: F)
+    pub fn replace<P, F, Fut, E>(&self, pattern: P, handler: F) -> bool
     where
         P: Into<Pattern>,
         F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
         E: Into<BoxError>,
     {
-        let handler: Handler = Arc::new(move |evt| {
-            let fut = handler(evt);
-            Box::pin(async move { fut.await.map_err(Into::into) })
+        let new = Rule {
+            pattern: pattern.into(),
+            handler: boxed(handler),
+        };
+        let mut replaced = false;
+        self.shared.update_rules(|rules| {
+            let first = rules
+                .iter()
+                .position(|r| r.pattern.as_str() == new.pattern.as_str());
+            match first {
+                Some(first) => {
+                    replaced = true;
+                    let mut i = 0;
+                    rules.retain(|r| {
+                        let keep = i <= first || r.pattern.as_str() != new.pattern.as_str();
+                        i += 1;
+                        keep
+                    });
+                    rules[first] = new;
+                }
+                None => rules.push(new),
+            }
         });
-        let pattern = pattern.into();
-        let mut rules = self.shared.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next: Vec<Rule> = rules
-            .iter()
-            .map(|r| Rule {
-                pattern: r.pattern.clone(),
-                handler: r.handler.clone(),
-            })
-            .collect();
-        match next
-            .iter_mut()
-            .find(|r| r.pattern.as_str() == pattern.as_str())
-        {
-            Some(rule) => rule.handler = handler,
-            None => next.push(Rule { pattern, handler }),
-        }
-        let old = std::mem::replace(&mut *rules, Arc::new(next));
-        drop(rules);
-        // The replaced handler (user data) is released outside the lock.
-        drop(old);
+        replaced
     }
 
-    /// The registered patterns, in registration order.
+    /// The pattern of every registered handler, in registration order (a pattern with two
+    /// handlers appears twice).
     #[must_use]
     pub fn patterns(&self) -> Vec<Pattern> {
         self.shared
@@ -295,34 +362,48 @@ impl SignalDispatcher {
     /// when `max_queued` events already wait (then it is counted in
     /// [`dropped_count`](Self::dropped_count)).
     pub fn dispatch(&self, event: SignalEvent) -> bool {
-        let shared = &*self.shared;
-        let mut state = shared.lock();
-        if state.closed {
-            return false;
-        }
-        if state.queued >= shared.max_queued {
-            drop(state);
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        state.queued += 1;
-        let state = &mut *state;
-        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
-            // The name is already ready or being handled: the driver gets to it.
-            Entry::Occupied(mut waiting) => {
-                waiting.get_mut().push_back(event);
-                false
+        self.shared.dispatch(event)
+    }
+
+    /// Dispatches every event raised on `sink` from now on (as [`dispatch`](Self::dispatch)
+    /// does, so a full queue drops and counts); dropping the returned [`Subscription`]
+    /// detaches.
+    ///
+    /// The subscription does not keep the dispatcher running: once its last handle is dropped
+    /// (or after [`shutdown`](Self::shutdown)), events raised on the sink are refused.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::{SignalDispatcher, SignalEvent, SignalSink};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let sink = SignalSink::default();
+    /// let dispatcher = SignalDispatcher::new();
+    /// let alerts = Arc::new(AtomicUsize::new(0));
+    /// let count = alerts.clone();
+    /// dispatcher.register("alert.*", move |_evt: SignalEvent| {
+    ///     count.fetch_add(1, Ordering::Relaxed);
+    ///     async { Ok::<_, std::io::Error>(()) }
+    /// });
+    ///
+    /// let attached = dispatcher.attach(&sink);
+    /// sink.raise("alert.disk");
+    /// drop(attached);
+    /// sink.raise("alert.cpu"); // detached: not dispatched
+    /// dispatcher.shutdown().await;
+    /// assert_eq!(alerts.load(Ordering::Relaxed), 1);
+    /// # }
+    /// ```
+    pub fn attach(&self, sink: &SignalSink) -> Subscription {
+        // Weak: an attached sink keeps neither the dispatcher nor its handlers alive.
+        let shared = Arc::downgrade(&self.shared);
+        sink.subscribe(move |event| {
+            if let Some(shared) = shared.upgrade() {
+                shared.dispatch(event.clone());
             }
-            Entry::Vacant(slot) => {
-                state.ready.push_back(slot.key().clone());
-                slot.insert(VecDeque::from([event]));
-                true
-            }
-        };
-        if newly_ready {
-            shared.wake.notify_one();
-        }
-        true
+        })
     }
 
     /// Events waiting to be handled (not counting those being handled).
@@ -378,6 +459,54 @@ impl Shared {
 
     fn rules(&self) -> Arc<Vec<Rule>> {
         self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Copy-on-write update of the rules: `f` edits a copy, which then replaces them.
+    fn update_rules(&self, f: impl FnOnce(&mut Vec<Rule>)) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next: Vec<Rule> = rules
+            .iter()
+            .map(|r| Rule {
+                pattern: r.pattern.clone(),
+                handler: r.handler.clone(),
+            })
+            .collect();
+        f(&mut next);
+        let old = std::mem::replace(&mut *rules, Arc::new(next));
+        drop(rules);
+        // Replaced handlers (user data) are released outside the lock.
+        drop(old);
+    }
+
+    /// See [`SignalDispatcher::dispatch`].
+    fn dispatch(&self, event: SignalEvent) -> bool {
+        let mut state = self.lock();
+        if state.closed {
+            return false;
+        }
+        if state.queued >= self.max_queued {
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        state.queued += 1;
+        let state = &mut *state;
+        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
+            // The name is already ready or being handled: the driver gets to it.
+            Entry::Occupied(mut waiting) => {
+                waiting.get_mut().push_back(event);
+                false
+            }
+            Entry::Vacant(slot) => {
+                state.ready.push_back(slot.key().clone());
+                slot.insert(VecDeque::from([event]));
+                true
+            }
+        };
+        if newly_ready {
+            self.wake.notify_one();
+        }
+        true
     }
 
     fn close(&self) {

@@ -18,9 +18,8 @@ pub(crate) type Propagation = Arc<[Arc<str>]>;
 ///
 /// ```
 /// use ephemeral::{OperationId, SignalEvent};
-/// use std::time::SystemTime;
 ///
-/// let evt = SignalEvent::new("http.error.503", OperationId::next(), Some("api"), SystemTime::now());
+/// let evt = SignalEvent::new("http.error.503", OperationId::next(), Some("api"), ephemeral::now());
 /// assert!(evt.is("http.error.503"));
 /// assert!(evt.matches("http.error.*"));
 /// assert_eq!(evt.key(), Some("api"));
@@ -38,6 +37,11 @@ pub struct SignalEvent {
 
 impl SignalEvent {
     /// Makes an event by hand (depth 0, no propagation).
+    ///
+    /// `timestamp` is taken as it is. Sinks age an event by it, on the library's clock: stamp
+    /// events with [`ephemeral::now`](crate::now()) (which follows tokio's clock, also when a
+    /// test pauses it), not with [`SystemTime::now`], or under a paused or adjusted clock the
+    /// event looks older or newer than it is.
     #[must_use]
     pub fn new(
         signal: impl Into<Arc<str>>,
@@ -137,7 +141,9 @@ impl SignalEvent {
         self.key.as_deref()
     }
 
-    /// When it was raised.
+    /// When it was raised, on the library's clock ([`ephemeral::now`](crate::now()), which
+    /// follows tokio's clock): the library stamps the events it makes from that clock; a
+    /// hand-made event carries whatever [`new`](Self::new) was given.
     #[must_use]
     pub fn timestamp(&self) -> SystemTime {
         self.timestamp

@@ -3,6 +3,7 @@
 //! * [`SignalEvent`] / [`SignalRetracted`]: what was raised or retracted, by whom, when.
 //! * [`SignalSource`]: one query vocabulary for coordinators and sinks.
 //! * [`SignalSink`]: a shared, bounded, self-cleaning window of events.
+//! * [`SignalStream`]: a bounded, lossy async stream of the events raised on a sink.
 //! * [`SignalConstraints`]: limits on chains of signals causing signals.
 //! * [`AsyncSignalProcessor`]: a bounded background queue of async handlers.
 //! * [`SignalDispatcher`]: routes events to handlers by glob pattern.
@@ -14,6 +15,7 @@ pub(crate) mod processor;
 pub(crate) mod reactive;
 mod sink;
 mod source;
+mod stream;
 
 pub use constraints::{BlockReason, SignalConstraints};
 pub use dispatcher::SignalDispatcher;
@@ -21,3 +23,4 @@ pub use event::{SignalEvent, SignalRetracted};
 pub use processor::AsyncSignalProcessor;
 pub use sink::{SignalSink, Subscription};
 pub use source::SignalSource;
+pub use stream::SignalStream;

@@ -35,7 +35,6 @@ pub(crate) type TokenHandler<E> =
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// use ephemeral::{AsyncSignalProcessor, OperationId, SignalEvent};
-/// use std::time::SystemTime;
 ///
 /// let processor = AsyncSignalProcessor::new(
 ///     |evt: SignalEvent, _token| async move {
@@ -45,7 +44,7 @@ pub(crate) type TokenHandler<E> =
 ///     4,
 ///     1000,
 /// );
-/// processor.enqueue(SignalEvent::new("rate-limit", OperationId::next(), None, SystemTime::now()));
+/// processor.enqueue(SignalEvent::new("rate-limit", OperationId::next(), None, ephemeral::now()));
 /// processor.shutdown().await;
 /// assert_eq!(processor.processed_count(), 1);
 /// assert_eq!(processor.dropped_count(), 0);

@@ -2,7 +2,7 @@
 
 use crate::id::OperationId;
 use crate::pattern::PatternSet;
-use crate::signal::{SignalEvent, SignalSource};
+use crate::signal::{SignalEvent, SignalSource, SignalStream};
 use crate::time;
 use std::collections::VecDeque;
 use std::fmt;
@@ -194,7 +194,27 @@ impl SignalSink {
 
     /// Raises an event as it is (its timestamp, id, key and propagation are kept).
     ///
-    /// An event whose timestamp is already older than `max_age` is accepted but never returned.
+    /// The event ages by its own timestamp, read on the library's clock
+    /// ([`ephemeral::now`](crate::now())): an event whose timestamp is already older than
+    /// `max_age` is accepted but never returned, and an event with a timestamp in the future
+    /// stays visible until that timestamp plus `max_age`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// use ephemeral::{OperationId, SignalEvent, SignalSink};
+    /// use std::time::Duration;
+    ///
+    /// // On a paused clock, as in a `#[tokio::test(start_paused = true)]` test:
+    /// let sink = SignalSink::new(100, Duration::from_secs(60));
+    /// let soon = ephemeral::now() + Duration::from_secs(30);
+    /// sink.raise_event(SignalEvent::new("planned", OperationId::next(), None, soon));
+    /// tokio::time::advance(Duration::from_secs(80)).await;
+    /// assert!(sink.detect("planned")); // 30 s + 60 s have not passed yet
+    /// tokio::time::advance(Duration::from_secs(11)).await;
+    /// assert!(!sink.detect("planned"));
+    /// # }
+    /// ```
     pub fn raise_event(&self, event: SignalEvent) {
         let at = time::from_system(event.timestamp());
         // Copy the event only when someone will be told about it. (A subscription racing with
@@ -321,6 +341,42 @@ impl SignalSink {
             sink: Arc::downgrade(&self.inner),
             id,
         }
+    }
+
+    /// A bounded, lossy async stream of every event raised on this sink from now on: when
+    /// `capacity` events wait for the consumer, the oldest waiting one is dropped (and counted
+    /// in [`SignalStream::dropped`]) to make room. The stream ends only once every handle of
+    /// the sink is gone; dropping it unsubscribes. See [`SignalStream`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use ephemeral::SignalSink;
+    /// use futures_util::StreamExt;
+    ///
+    /// let sink = SignalSink::default();
+    /// let mut alerts = sink.stream(100).filter(|evt| std::future::ready(evt.matches("alert.*")));
+    ///
+    /// let raiser = sink.clone();
+    /// tokio::spawn(async move {
+    ///     raiser.raise("progress");
+    ///     raiser.raise("alert.disk");
+    /// });
+    /// assert_eq!(alerts.next().await.unwrap().signal(), "alert.disk");
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero.
+    pub fn stream(&self, capacity: usize) -> SignalStream {
+        SignalStream::new(self, capacity)
+    }
+
+    /// How many subscribers are registered.
+    #[cfg(test)]
+    pub(crate) fn subscriber_count(&self) -> usize {
+        self.lock().subscribers.len()
     }
 
     /// Whether two handles point at the same sink.

@@ -78,12 +78,40 @@ pub trait SignalSource {
         collect(self, |e| p.matches(e.signal()))
     }
 
-    /// The signals raised at or after `since`.
+    /// The signals raised at or after `since` (by [`SignalEvent::timestamp`]).
+    ///
+    /// Timestamps are on the library's clock, [`ephemeral::now`](crate::now()), which follows
+    /// tokio's clock: take `since` from it, not from [`SystemTime::now`], or a paused test
+    /// clock (and any wall-clock adjustment) puts the bound off.
+    ///
+    /// ```
+    /// use ephemeral::{SignalSink, SignalSource};
+    ///
+    /// let sink = SignalSink::default();
+    /// sink.raise("before");
+    /// let since = ephemeral::now();
+    /// sink.raise("after");
+    /// assert!(sink.signals_since(since).iter().any(|e| e.is("after")));
+    /// ```
     fn signals_since(&self, since: SystemTime) -> Vec<SignalEvent> {
         collect(self, |e| e.timestamp() >= since)
     }
 
-    /// The signals raised between `from` and `to`, both inclusive.
+    /// The signals raised between `from` and `to`, both inclusive (by
+    /// [`SignalEvent::timestamp`]).
+    ///
+    /// Like [`signals_since`](Self::signals_since), the bounds must be on the library's clock,
+    /// [`ephemeral::now`](crate::now()).
+    ///
+    /// ```
+    /// use ephemeral::{SignalSink, SignalSource};
+    ///
+    /// let sink = SignalSink::default();
+    /// let from = ephemeral::now();
+    /// sink.raise("inside");
+    /// let to = ephemeral::now();
+    /// assert_eq!(sink.signals_between(from, to).len(), 1);
+    /// ```
     fn signals_between(&self, from: SystemTime, to: SystemTime) -> Vec<SignalEvent> {
         collect(self, |e| e.timestamp() >= from && e.timestamp() <= to)
     }
