@@ -105,6 +105,50 @@ impl fmt::Display for OperationId {
     }
 }
 
+impl std::str::FromStr for OperationId {
+    type Err = ParseOperationIdError;
+
+    /// Parses the [`Display`](fmt::Display) form: 16 hexadecimal digits (either case; 1 to
+    /// 16 digits are accepted, as `u64::from_str_radix` reads them).
+    ///
+    /// ```
+    /// use ephemeral::OperationId;
+    ///
+    /// let id = OperationId::next();
+    /// let back: OperationId = id.to_string().parse().unwrap();
+    /// assert_eq!(back, id);
+    /// assert!("not-an-id".parse::<OperationId>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let well_formed =
+            !s.is_empty() && s.len() <= 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed {
+            return Err(ParseOperationIdError { input_len: s.len() });
+        }
+        u64::from_str_radix(s, 16)
+            .map(OperationId)
+            .map_err(|_| ParseOperationIdError { input_len: s.len() })
+    }
+}
+
+/// The text given to [`OperationId`]'s `FromStr` is not 1 to 16 hexadecimal digits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseOperationIdError {
+    input_len: usize,
+}
+
+impl fmt::Display for ParseOperationIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "an operation id is 1 to 16 hexadecimal digits (got {} bytes that are not)",
+            self.input_len
+        )
+    }
+}
+
+impl std::error::Error for ParseOperationIdError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +168,19 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 80_000);
+    }
+
+    #[test]
+    fn display_and_from_str_round_trip() {
+        for _ in 0..1000 {
+            let id = OperationId::next();
+            assert_eq!(id.to_string().parse::<OperationId>(), Ok(id));
+            assert_eq!(id.to_string().to_uppercase().parse::<OperationId>(), Ok(id));
+        }
+        assert_eq!("0".parse::<OperationId>(), Ok(OperationId::from(0)));
+        for bad in ["", "+1", "-1", "0x10", "g", " 1", "11111111111111111"] {
+            assert!(bad.parse::<OperationId>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -118,12 +118,12 @@ mod serde_time;
 
 pub use clock::now;
 pub use coordinator::{
-    for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, ConcurrencyError,
-    CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory, KeyedWorkCoordinator,
-    ResultCoordinator, ResultSnapshot, Stats, Summary, TryEnqueueError, UnknownCoordinator,
-    WorkCoordinator,
+    for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, Completion,
+    ConcurrencyError, CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory,
+    KeyedWorkCoordinator, ResultCoordinator, ResultSnapshot, Stats, Summary, TryEnqueueError,
+    UnknownCoordinator, WorkCoordinator,
 };
-pub use id::OperationId;
+pub use id::{OperationId, ParseOperationIdError};
 pub use operation::{Operation, OperationError, OperationSnapshot};
 pub use options::{Options, OptionsError};
 pub use outcome::Outcome;

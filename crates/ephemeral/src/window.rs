@@ -25,6 +25,7 @@ use crate::operation::{OperationError, OperationSnapshot};
 use crate::signal::SignalEvent;
 use crate::time;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -38,6 +39,7 @@ pub(crate) struct Finished<R, L> {
     pub(crate) error: Option<OperationError>,
     pub(crate) signals: Vec<SignalEvent>,
     pub(crate) result: Option<R>,
+    pub(crate) label: Option<Arc<str>>,
 }
 
 impl<R, L: KeyLabel> Finished<R, L> {
@@ -54,6 +56,7 @@ impl<R, L: KeyLabel> Finished<R, L> {
                 .map(|e| e.signal_arc().clone())
                 .collect(),
             pinned,
+            label: self.label.clone(),
         }
     }
 }

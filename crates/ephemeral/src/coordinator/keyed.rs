@@ -178,6 +178,24 @@ where
         self.shared.enqueue(item, key).await
     }
 
+    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// of this item's outcome (and its id).
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue`](Self::enqueue): the item comes back inside [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued.
+    pub async fn enqueue_with_handle(
+        &self,
+        item: T,
+    ) -> Result<crate::Completion<()>, EnqueueError<T>> {
+        let key = (self.key_fn)(&item);
+        self.shared.enqueue_with_handle(item, key, |()| ()).await
+    }
+
     /// Adds an item if there is room now; never waits.
     ///
     /// # Errors

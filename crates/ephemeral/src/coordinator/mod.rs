@@ -1,5 +1,6 @@
 //! The coordinators: one engine, several faces.
 
+mod completion;
 mod engine;
 mod error;
 mod factory;
@@ -9,6 +10,7 @@ mod result;
 pub(crate) mod scheduler;
 mod work;
 
+pub use completion::Completion;
 pub use error::{Cancelled, ConcurrencyError, EnqueueError, TryEnqueueError, UnknownCoordinator};
 pub use factory::{CoordinatorFactory, KeyedCoordinatorFactory};
 pub use for_each::{for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Summary};
@@ -201,6 +203,20 @@ macro_rules! common_methods {
         /// was there. Running operations cannot be evicted.
         pub fn evict(&self, id: $crate::OperationId) -> bool {
             self.shared.evict(id)
+        }
+
+        /// The window's snapshot of operation `id` (running or finished), if it is still
+        /// tracked: ids come from `enqueue`, [`Completion::id`](crate::Completion::id),
+        /// snapshots and signals, and parse from their `Display` form.
+        #[must_use]
+        pub fn snapshot_of(&self, id: $crate::OperationId) -> Option<$crate::OperationSnapshot> {
+            self.shared.snapshot_of(id)
+        }
+
+        #[doc(hidden)]
+        /// Replies still owed to `Completion`s: for leak tests.
+        pub fn owed_replies(&self) -> usize {
+            self.shared.owed_replies()
         }
 
         #[doc(hidden)]

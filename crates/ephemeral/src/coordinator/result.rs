@@ -219,6 +219,25 @@ impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
     }
 }
 
+impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
+    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// of this item's outcome (and its id). It resolves to a clone of the result, which also stays in the window.
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue`](Self::enqueue): the item comes back inside [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued.
+    pub async fn enqueue_with_handle(
+        &self,
+        item: T,
+    ) -> Result<crate::Completion<R>, EnqueueError<T>> {
+        self.shared.enqueue_with_handle(item, (), R::clone).await
+    }
+}
+
 impl<T: Send + 'static, R: Send + 'static> SignalSource for ResultCoordinator<T, R> {
     fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
         self.shared.visit_signals(visit);

@@ -141,6 +141,23 @@ impl<T: Send + 'static> WorkCoordinator<T> {
         self.shared.enqueue(item, ()).await
     }
 
+    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// of this item's outcome (and its id).
+    ///
+    /// # Errors
+    ///
+    /// As [`enqueue`](Self::enqueue): the item comes back inside [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued.
+    pub async fn enqueue_with_handle(
+        &self,
+        item: T,
+    ) -> Result<crate::Completion<()>, EnqueueError<T>> {
+        self.shared.enqueue_with_handle(item, (), |()| ()).await
+    }
+
     /// Adds an item if there is room now; never waits.
     ///
     /// # Errors

@@ -33,6 +33,9 @@ pub struct OperationError {
 enum Kind {
     Body(BoxError),
     Panic(String),
+    /// Dropped before it started (by `cancel`, or a cancel-on signal): only a
+    /// [`Completion`](crate::Completion) reports it, since such an item has no operation.
+    NotStarted,
 }
 
 impl OperationError {
@@ -58,6 +61,23 @@ impl OperationError {
         }
     }
 
+    /// An item dropped before its body started.
+    pub(crate) fn not_started() -> Self {
+        OperationError {
+            kind: Arc::new(Kind::NotStarted),
+            cancelled: true,
+        }
+    }
+
+    /// Whether the item never started: it was dropped while pending (by `cancel`, or while a
+    /// `cancel_on_signals` signal was present). Such an error is always
+    /// [`is_cancelled`](Self::is_cancelled); only a [`Completion`](crate::Completion) can
+    /// report it.
+    #[must_use]
+    pub fn is_not_started(&self) -> bool {
+        matches!(*self.kind, Kind::NotStarted)
+    }
+
     /// Marks the failure as having happened after the operation's token was cancelled.
     pub(crate) fn with_cancelled(mut self, cancelled: bool) -> Self {
         self.cancelled = cancelled;
@@ -72,7 +92,8 @@ impl OperationError {
 
     /// Whether the operation failed after its cancellation token was cancelled (by
     /// [`WorkCoordinator::cancel`](crate::WorkCoordinator::cancel) or a parent token): the
-    /// failure most likely *is* the cancellation. The body's own error stays reachable.
+    /// failure most likely *is* the cancellation. The body's own error stays reachable. Also
+    /// true for an item that never started (see [`is_not_started`](Self::is_not_started)).
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
         self.cancelled
@@ -102,6 +123,7 @@ impl fmt::Display for OperationError {
         match &*self.kind {
             Kind::Body(e) => fmt::Display::fmt(e, f),
             Kind::Panic(m) => write!(f, "operation panicked: {m}"),
+            Kind::NotStarted => f.write_str("cancelled before it started"),
         }
     }
 }
@@ -111,6 +133,7 @@ impl fmt::Debug for OperationError {
         match &*self.kind {
             Kind::Body(e) => f.debug_tuple("OperationError::Body").field(e).finish(),
             Kind::Panic(m) => f.debug_tuple("OperationError::Panic").field(m).finish(),
+            Kind::NotStarted => f.write_str("OperationError::NotStarted"),
         }
     }
 }
@@ -119,7 +142,7 @@ impl std::error::Error for OperationError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &*self.kind {
             Kind::Body(e) => e.source(),
-            Kind::Panic(_) => None,
+            Kind::Panic(_) | Kind::NotStarted => None,
         }
     }
 }

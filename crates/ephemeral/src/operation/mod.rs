@@ -49,6 +49,9 @@ pub(crate) trait OpSlot: Send + Sync {
     fn hub(&self) -> &Hub;
     /// Runs `f` on the running operation's id and signals under the slot's lock.
     fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>));
+    /// Sets the label of operation `id` if it is the one running (and its body has not
+    /// returned); answers whether it did.
+    fn set_label(&self, id: OperationId, label: Arc<str>) -> bool;
 }
 
 impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
@@ -64,6 +67,17 @@ impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
             &mut running.signals,
         );
     }
+    fn set_label(&self, id: OperationId, label: Arc<str>) -> bool {
+        let mut st = self.lock();
+        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
+        if st.running.id != Some(id) || id.get() == ended {
+            return false;
+        }
+        let old = st.running.label.replace(label);
+        drop(st);
+        drop(old);
+        true
+    }
 }
 
 /// The running operation of a slot (`id == None` while the worker is between items).
@@ -74,6 +88,7 @@ pub(crate) struct Running<L> {
     pub(crate) start: Instant,
     pub(crate) signals: Vec<SignalEvent>,
     pub(crate) pinned: bool,
+    pub(crate) label: Option<Arc<str>>,
 }
 
 impl<L: KeyLabel> Running<L> {
@@ -91,6 +106,7 @@ impl<L: KeyLabel> Running<L> {
                 .map(|e| e.signal_arc().clone())
                 .collect(),
             pinned: self.pinned,
+            label: self.label.clone(),
         })
     }
 
@@ -123,6 +139,7 @@ impl<L: KeyLabel> Running<L> {
             error,
             signals: std::mem::take(&mut self.signals),
             result,
+            label: self.label.take(),
         };
         (rec, std::mem::replace(&mut self.pinned, false))
     }
@@ -142,6 +159,7 @@ impl<R, L> Slot<R, L> {
                     start: time::now(),
                     signals: Vec::new(),
                     pinned: false,
+                    label: None,
                 },
                 window: Window::new(max, lifetime),
             }),
@@ -459,6 +477,58 @@ impl Operation {
         });
         signals
     }
+
+    /// Gives this operation a short, human-readable label (a URL, an order number, a file
+    /// name), shown by its snapshots ([`OperationSnapshot::label`]) and so in failure lists
+    /// and the dashboard. Calling it again replaces the label. Answers `false` (and does
+    /// nothing) once the body has returned.
+    ///
+    /// **Metadata, never payloads**: a label is a string the body chooses, cut to at most
+    /// [`MAX_LABEL_LEN`](Self::MAX_LABEL_LEN) bytes (at a character boundary), so the window's
+    /// memory stays bounded by `max_tracked_operations` × that, whatever the items hold. Put
+    /// an identifier in it, not the item: it lives as long as the operation stays in the
+    /// window, and snapshots (and the status API) show it to whoever can read them.
+    ///
+    /// ```
+    /// use ephemeral::{Operation, Options, WorkCoordinator};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let fetcher = WorkCoordinator::new(
+    ///         |url: String, op: Operation| async move {
+    ///             op.set_label(url.as_str());
+    ///             if url.ends_with("/missing") { Err("404 Not Found") } else { Ok(()) }
+    ///         },
+    ///         Options::default(),
+    ///     );
+    ///     for url in ["https://example.com/", "https://example.com/missing"] {
+    ///         fetcher.enqueue(url.to_string()).await.unwrap();
+    ///     }
+    ///     fetcher.complete();
+    ///     fetcher.drain().await;
+    ///     for failed in fetcher.failed() {
+    ///         // Which item failed, without a side map of id -> item.
+    ///         assert_eq!(failed.label(), Some("https://example.com/missing"));
+    ///         assert_eq!(failed.error().unwrap().to_string(), "404 Not Found");
+    ///     }
+    /// }
+    /// ```
+    pub fn set_label(&self, label: impl AsRef<str>) -> bool {
+        let label = label.as_ref();
+        let cut = if label.len() <= Self::MAX_LABEL_LEN {
+            label
+        } else {
+            let mut end = Self::MAX_LABEL_LEN;
+            while !label.is_char_boundary(end) {
+                end -= 1;
+            }
+            &label[..end]
+        };
+        self.slot.set_label(self.id, Arc::from(cut))
+    }
+
+    /// The longest label [`set_label`](Self::set_label) keeps, in bytes.
+    pub const MAX_LABEL_LEN: usize = 128;
 
     /// The coordinator's cancellation token: cancelled by `cancel`, `shutdown` or a parent
     /// token. Long bodies should watch it.

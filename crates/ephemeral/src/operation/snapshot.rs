@@ -37,6 +37,7 @@ pub struct OperationSnapshot {
     pub(crate) error: Option<OperationError>,
     pub(crate) signals: Vec<Arc<str>>,
     pub(crate) pinned: bool,
+    pub(crate) label: Option<Arc<str>>,
 }
 
 impl OperationSnapshot {
@@ -101,6 +102,14 @@ impl OperationSnapshot {
         self.signals.iter().any(|s| &**s == name)
     }
 
+    /// The short label its body gave it with [`Operation::set_label`](crate::Operation::set_label)
+    /// (a URL, an order number), if any: how to tell *which* item failed without keeping the
+    /// items.
+    #[must_use]
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
     /// Whether it is pinned in the window.
     #[must_use]
     pub fn is_pinned(&self) -> bool {
@@ -112,7 +121,7 @@ impl OperationSnapshot {
 impl serde::Serialize for OperationSnapshot {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("OperationSnapshot", 9)?;
+        let mut s = serializer.serialize_struct("OperationSnapshot", 10)?;
         s.serialize_field("id", &self.id)?;
         s.serialize_field("started_ms", &crate::serde_time::millis(self.started))?;
         s.serialize_field(
@@ -120,6 +129,7 @@ impl serde::Serialize for OperationSnapshot {
             &self.completed.map(crate::serde_time::millis),
         )?;
         s.serialize_field("key", &self.key())?;
+        s.serialize_field("label", &self.label())?;
         s.serialize_field("faulted", &self.is_faulted())?;
         s.serialize_field("error", &self.error.as_ref().map(ToString::to_string))?;
         s.serialize_field(

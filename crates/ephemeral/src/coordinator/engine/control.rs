@@ -36,6 +36,11 @@ where
         let mut items = Vec::new();
         self.intake.drain_into(&mut items);
         self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
+        if self.replies.owed() {
+            for (id, _) in &items {
+                self.replies.forget(*id);
+            }
+        }
         drop(items);
     }
 

@@ -24,7 +24,12 @@ where
         gates.sink_active(kind)
     }
 
-    pub(super) fn try_push(&self, item: T, key: I::Key) -> Result<OperationId, Refusal<T, I::Key>> {
+    pub(super) fn try_push(
+        &self,
+        item: T,
+        key: I::Key,
+        id: OperationId,
+    ) -> Result<OperationId, Refusal<T, I::Key>> {
         if self.gates_on && self.gate_active(GateKind::Cancel) {
             // Closed wins over Rejected.
             return Err(if self.closed.load(SeqCst) {
@@ -40,7 +45,7 @@ where
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
-            match self.intake.try_push(item, key, self.capacity, ticket) {
+            match self.intake.try_push(item, key, self.capacity, ticket, id) {
                 Ok(id) => Ok(id),
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
@@ -70,7 +75,8 @@ where
         item: T,
         key: I::Key,
     ) -> Result<OperationId, TryEnqueueError<T>> {
-        self.try_push(item, key).map_err(Refusal::into_try)
+        self.try_push(item, key, OperationId::next())
+            .map_err(Refusal::into_try)
     }
 
     pub(crate) async fn enqueue(
@@ -78,7 +84,37 @@ where
         item: T,
         key: I::Key,
     ) -> Result<OperationId, EnqueueError<T>> {
-        let (mut item, mut key) = match self.try_push(item, key) {
+        self.enqueue_as(item, key, OperationId::next()).await
+    }
+
+    /// [`enqueue`](Self::enqueue), with a [`Completion`] of the item's outcome. The reply is
+    /// registered before the item can start, and forgotten if the item is refused or this
+    /// future is dropped.
+    pub(crate) async fn enqueue_with_handle(
+        &self,
+        item: T,
+        key: I::Key,
+        copy: fn(&R) -> R,
+    ) -> Result<Completion<R>, EnqueueError<T>> {
+        let id = OperationId::next();
+        let completion = self.replies.register(id, copy);
+        let mut pending = ForgetReply {
+            replies: &self.replies,
+            id: Some(id),
+        };
+        self.enqueue_as(item, key, id).await?;
+        pending.id = None;
+        Ok(completion)
+    }
+
+    /// Enqueues `item` as operation `id`.
+    async fn enqueue_as(
+        &self,
+        item: T,
+        key: I::Key,
+        id: OperationId,
+    ) -> Result<OperationId, EnqueueError<T>> {
+        let (mut item, mut key) = match self.try_push(item, key, id) {
             Ok(id) => return Ok(id),
             Err(refusal) => refusal.unless_full()?,
         };
@@ -87,7 +123,7 @@ where
         // instead of waiting (and being woken) once per freed slot.
         for _ in 0..YIELDS_BEFORE_WAITING {
             tokio::task::yield_now().await;
-            (item, key) = match self.try_push(item, key) {
+            (item, key) = match self.try_push(item, key, id) {
                 Ok(id) => return Ok(id),
                 Err(refusal) => refusal.unless_full()?,
             };
@@ -99,7 +135,7 @@ where
             self.room.waiters.fetch_add(1, SeqCst);
             // The next pop signals again (one notification per wait, not one per pop).
             self.room.signalled.store(false, SeqCst);
-            let attempt = self.try_push(item, key);
+            let attempt = self.try_push(item, key, id);
             match attempt {
                 Ok(id) => {
                     self.room.waiters.fetch_sub(1, SeqCst);
@@ -176,7 +212,7 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
             let key = key_of(&item);
-            match self.try_push(item, key) {
+            match self.try_push(item, key, OperationId::next()) {
                 Ok(_) => return SourceOutcome::Accepted,
                 Err(Refusal::KeyOverloaded(refused)) => {
                     item = refused;
@@ -202,6 +238,20 @@ where
         drop(item);
         self.cancelled_items.fetch_add(1, SeqCst);
         self.producer.enqueued.fetch_add(1, SeqCst);
+    }
+}
+
+/// Forgets a registered reply unless the item was accepted (`id` taken).
+struct ForgetReply<'a, R> {
+    replies: &'a Replies<R>,
+    id: Option<OperationId>,
+}
+
+impl<R> Drop for ForgetReply<'_, R> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.replies.forget(id);
+        }
     }
 }
 

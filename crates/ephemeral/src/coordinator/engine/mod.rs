@@ -36,6 +36,7 @@
 //!   Wake-alls zero `idle` and bump `wake_all_gen`.
 //! * After a drain, `enqueued == completed + failed + cancelled`.
 
+use super::completion::{Completion, Replies};
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::{Intake, Job, Padded, Refused, Released};
 use super::Stats;
@@ -94,6 +95,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     sourcing: AtomicUsize,
     /// Workers waiting out a defer-on signal before their next start.
     deferring: AtomicUsize,
+    /// Replies owed to `Completion`s (see `enqueue_with_handle`).
+    replies: Replies<R>,
     /// Written by producers on every push: kept off the lines workers write.
     producer: Padded<ProducerCounters>,
     /// Written when workers park and wake.
@@ -278,6 +281,7 @@ where
             defer_timeouts: AtomicU64::new(0),
             sourcing: AtomicUsize::new(0),
             deferring: AtomicUsize::new(0),
+            replies: Replies::new(),
             producer: Padded(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),

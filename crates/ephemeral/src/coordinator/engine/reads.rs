@@ -142,6 +142,24 @@ where
         )
     }
 
+    pub(crate) fn owed_replies(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// The snapshot of operation `id`, if the window holds it.
+    pub(crate) fn snapshot_of(&self, id: OperationId) -> Option<OperationSnapshot> {
+        self.with_window(|view| {
+            for st in view.slots.iter() {
+                if st.running.id == Some(id) {
+                    return st.running.snapshot();
+                }
+            }
+            view.finished()
+                .find(|(rec, _)| rec.id == id)
+                .map(|(rec, pinned)| rec.snapshot(pinned))
+        })
+    }
+
     /// Maps every operation of the window (running ones through `running`, finished ones
     /// through `finished`), in start order.
     pub(crate) fn window_map<X>(

@@ -18,7 +18,7 @@ pub(super) enum Taken<T, K, L> {
     /// Started in the slot.
     Run(Job<T, K>, L),
     /// Released unstarted: the item, to be dropped outside the lock.
-    Discarded(T),
+    Discarded(OperationId, T),
 }
 
 impl<T, I, R> Shared<T, I, R>
@@ -202,9 +202,10 @@ where
             };
             self.room_made();
             match taken {
-                Taken::Discarded(item) => {
+                Taken::Discarded(id, item) => {
                     // A cancel-on signal is present: queued items are not started.
                     self.cancelled_items.fetch_add(1, SeqCst);
+                    self.replies.forget(id);
                     drop(item);
                 }
                 Taken::Run(job, label) => {
@@ -262,8 +263,14 @@ where
         }
         let mut guard = slot.lock();
         let st = &mut *guard;
+        let mut reply = None;
         if let Some(outcome) = done {
             let (rec, pinned) = st.running.finish(now, outcome);
+            if self.replies.owed() {
+                reply = self
+                    .replies
+                    .take(rec.id, rec.error.as_ref(), rec.result.as_ref());
+            }
             st.window.record(rec, pinned, now, &self.hub.gates);
             st.window.take_dead(&mut carry.spare);
         }
@@ -284,13 +291,17 @@ where
             Take::Discard => early
                 .unwrap_or_else(|| self.intake.pop(release))
                 .map(|job| {
-                    let Job { item, key, .. } = job;
+                    let Job { item, key, id, .. } = job;
                     self.intake.release(Released { key });
-                    Taken::Discarded(item)
+                    Taken::Discarded(id, item)
                 }),
         };
         drop(guard);
         carry.spare.clear();
+        if let Some(reply) = reply {
+            // Sent once the operation shows as finished.
+            reply.send();
+        }
         taken
     }
 

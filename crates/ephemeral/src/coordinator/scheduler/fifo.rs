@@ -34,12 +34,12 @@ impl<T> Fifo<T> {
         }
     }
 
-    fn job(item: T, ticket: u64) -> Job<T, ()> {
+    fn job(item: T, ticket: u64, id: OperationId) -> Job<T, ()> {
         // Producers are ordered by the queue itself; the stamp only has to grow with it. (Two
         // producers racing a refusal may share a stamp; their order is then unspecified.)
         Job {
             item,
-            id: OperationId::next(),
+            id,
             key: (),
             seq: ticket,
         }
@@ -69,15 +69,14 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
         (): (),
         capacity: usize,
         ticket: u64,
+        id: OperationId,
     ) -> Result<OperationId, Refused<T, ()>> {
         match self {
             Fifo::Ring(queue) => {
                 // The ring was built with exactly `capacity` slots.
                 debug_assert_eq!(capacity.max(1), queue.capacity());
-                let job = Self::job(item, ticket);
-                let id = job.id;
                 queue
-                    .push(job)
+                    .push(Self::job(item, ticket, id))
                     .map(|()| id)
                     .map_err(|job| Refused::Full(job.item, ()))
             }
@@ -90,9 +89,7 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
                 {
                     return Err(Refused::Full(item, ()));
                 }
-                let job = Self::job(item, ticket);
-                let id = job.id;
-                queue.push(job);
+                queue.push(Self::job(item, ticket, id));
                 Ok(id)
             }
         }
@@ -109,9 +106,9 @@ impl<T: Send + 'static> Intake<T> for Fifo<T> {
     }
     fn release(&self, _released: Released<()>) {}
     fn label_of(&self, (): &()) {}
-    fn drain_into(&self, out: &mut Vec<T>) {
+    fn drain_into(&self, out: &mut Vec<(OperationId, T)>) {
         while let Some(job) = self.pop(None) {
-            out.push(job.item);
+            out.push((job.id, job.item));
         }
     }
 }

@@ -565,13 +565,13 @@ where
         key: K,
         capacity: usize,
         _ticket: u64,
+        id: OperationId,
     ) -> Result<OperationId, Refused<T, K>> {
         if let Some(fast) = &self.fast {
             let hash = self.hash(&key);
             if !self.reserve(capacity) {
                 return Err(Refused::Full(item, key));
             }
-            let id = OperationId::next();
             let slot = fast.slot(hash);
             // A free slot: no key hashing here is pending or running.
             if !fast.disabled.load(Ordering::Relaxed)
@@ -604,7 +604,6 @@ where
         if !self.reserve(capacity) {
             return Err(Refused::Full(item, key));
         }
-        let id = OperationId::next();
         self.insert(&mut shard, key, Queued { item, id });
         Ok(id)
     }
@@ -642,7 +641,7 @@ where
             .unwrap_or_else(|_| Label::of(&"<key's Display panicked>"))
     }
 
-    fn drain_into(&self, out: &mut Vec<T>) {
+    fn drain_into(&self, out: &mut Vec<(OperationId, T)>) {
         // Queued items first, then admitted ones, each released as a worker would. An item
         // queued meanwhile was pushed by a producer whose push landed after the cancel; that
         // producer drains again (see the engine's `try_push`). Room is given back last, so
@@ -651,7 +650,7 @@ where
         for mut shard in self.shards() {
             shard.keys.retain(|_, state| {
                 while let Some(queued) = state.pop() {
-                    out.push(queued.item);
+                    out.push((queued.id, queued.item));
                     removed += 1;
                 }
                 state.waits_on_slot = false;
@@ -669,7 +668,7 @@ where
         while let Some(job) = self.ready.pop() {
             removed += 1;
             self.unadmit(job.key, true);
-            out.push(job.item);
+            out.push((job.id, job.item));
         }
         self.pending.fetch_sub(removed, Ordering::SeqCst);
     }

@@ -62,8 +62,8 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     fn len(&self) -> usize;
     /// Whether an item could start now (its key is below its cap).
     fn has_ready(&self) -> bool;
-    /// Adds an item unless `capacity` items are pending (or, with fair scheduling, its key is
-    /// at the threshold); answers its id.
+    /// Adds an item as operation `id` unless `capacity` items are pending (or its key is at
+    /// its pending limit); answers `id`.
     ///
     /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
     /// the start-order stamp (their start order is their enqueue order), which saves them a
@@ -74,6 +74,7 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
         key: Self::Key,
         capacity: usize,
         ticket: u64,
+        id: OperationId,
     ) -> Result<OperationId, Refused<T, Self::Key>>;
     /// Releases `release` (see [`release`](Self::release)), then takes the next item that can
     /// start, in one step; the item's key counts as running until it is released.
@@ -83,8 +84,8 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     /// The label snapshots show for `key` (made under the worker's slot lock for keyed
     /// intakes).
     fn label_of(&self, key: &Self::Key) -> Self::Label;
-    /// Removes every pending item (cancel).
-    fn drain_into(&self, out: &mut Vec<T>);
+    /// Removes every pending item (cancel), with its id.
+    fn drain_into(&self, out: &mut Vec<(OperationId, T)>);
 }
 
 /// Largest queue capacity served by a preallocated ring; larger ones use a segmented queue
