@@ -1,6 +1,7 @@
 //! Coordinator configuration.
 
 use crate::operation::OperationSnapshot;
+use crate::outcome::Outcome;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
 use crate::BoxError;
 use futures_util::future::BoxFuture;
@@ -16,15 +17,14 @@ pub(crate) type AsyncHandler<E> =
 pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
 
 /// Boxes a user's async handler into the uniform shape.
-pub(crate) fn async_handler<E, F, Fut, Err>(f: F) -> AsyncHandler<E>
+pub(crate) fn async_handler<E, F, Fut>(f: F) -> AsyncHandler<E>
 where
     F: Fn(E) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Err>> + Send + 'static,
-    Err: Into<BoxError>,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     Arc::new(move |e| {
         let fut = f(e);
-        Box::pin(async move { fut.await.map_err(Into::into) })
+        Box::pin(async move { fut.await.into_result() })
     })
 }
 
@@ -346,11 +346,10 @@ impl Options {
     /// Queued async handler for every emitted signal, run in the background with at most
     /// [`max_concurrent_signal_handlers`](Self::max_concurrent_signal_handlers) at once; when
     /// [`max_queued_signals`](Self::max_queued_signals) wait, the oldest is dropped and counted.
-    pub fn on_signal_async<F, Fut, E>(mut self, f: F) -> Self
+    pub fn on_signal_async<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         self.on_signal_async = Some(async_handler(f));
         self
@@ -367,11 +366,10 @@ impl Options {
 
     /// Queued async handler for every retraction (same queue rules as
     /// [`on_signal_async`](Self::on_signal_async)).
-    pub fn on_signal_retracted_async<F, Fut, E>(mut self, f: F) -> Self
+    pub fn on_signal_retracted_async<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(SignalRetracted) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         self.on_signal_retracted_async = Some(async_handler(f));
         self

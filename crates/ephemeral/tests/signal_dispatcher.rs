@@ -586,3 +586,24 @@ async fn after_shutdown_an_attached_sink_raises_are_refused() {
     assert!(take(&log).is_empty());
     assert!(sink.detect("late"));
 }
+
+#[tokio::test]
+async fn handlers_may_return_unit() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = seen.clone();
+    let dispatcher = SignalDispatcher::new();
+    dispatcher.register("a.*", move |_evt| {
+        let s = s.clone();
+        async move {
+            s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    assert!(dispatcher.dispatch(SignalEvent::new(
+        "a.b",
+        OperationId::next(),
+        None,
+        ephemeral::now()
+    )));
+    dispatcher.shutdown().await;
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

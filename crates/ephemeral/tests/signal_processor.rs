@@ -300,3 +300,28 @@ fn a_handler_may_enqueue_from_its_synchronous_part() {
         .expect("handler deadlocked enqueueing onto its own processor");
     assert_eq!(seen, ["first", "second"]);
 }
+
+#[tokio::test]
+async fn handlers_may_return_unit() {
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = seen.clone();
+    let processor = AsyncSignalProcessor::new(
+        move |_evt: SignalEvent, _token| {
+            let s = s.clone();
+            async move {
+                s.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        },
+        2,
+        10,
+    );
+    processor.enqueue(SignalEvent::new(
+        "a",
+        OperationId::next(),
+        None,
+        ephemeral::now(),
+    ));
+    processor.shutdown().await;
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(processor.processed_count(), 1);
+}

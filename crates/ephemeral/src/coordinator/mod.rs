@@ -139,9 +139,16 @@ macro_rules! common_methods {
         }
 
         /// Resolves once the coordinator is completed **and** nothing is pending or running
-        /// (including a running `on_sample`); pending until then, so call
-        /// [`complete`](Self::complete) first. While paused it waits; after
-        /// [`cancel`](Self::cancel) it resolves once running bodies return.
+        /// (including a running `on_sample`), **and** the async signal handlers
+        /// (`on_signal_async`, `on_signal_retracted_async`) have run, failed or dropped every
+        /// signal its operations queued for them; pending until then, so call
+        /// [`complete`](Self::complete) first. So right after a drain, handler counters
+        /// (calls, [`Stats::signal_handler_drops`](crate::Stats::signal_handler_drops),
+        /// [`Stats::signal_handler_failures`](crate::Stats::signal_handler_failures)) add up.
+        /// While paused it waits; after [`cancel`](Self::cancel) it resolves once running
+        /// bodies (and the handlers of their signals) return. A handler that never returns
+        /// keeps it waiting, as a body would. Later events (a signal's ttl running out, a
+        /// handle kept past its body) may queue handlers again after it resolved.
         ///
         /// # Cancel safety
         ///

@@ -85,6 +85,31 @@ impl Hub {
         }
     }
 
+    /// Whether the async handler queues are empty and no handler runs.
+    pub(crate) fn handlers_idle(&self) -> bool {
+        self.signal_processor
+            .as_ref()
+            .is_none_or(Processor::is_idle)
+            && self
+                .retract_processor
+                .as_ref()
+                .is_none_or(Processor::is_idle)
+    }
+
+    /// Resolves once the async handler queues are empty and no handler runs.
+    pub(crate) async fn handlers_settled(&self) {
+        // A retraction handler cannot queue signals, but a signal handler could (through an
+        // operation handle it kept): loop until both are idle at one look.
+        while !self.handlers_idle() {
+            if let Some(p) = &self.signal_processor {
+                p.idle().await;
+            }
+            if let Some(p) = &self.retract_processor {
+                p.idle().await;
+            }
+        }
+    }
+
     /// Signals dropped by the async handler queues.
     pub(crate) fn handler_drops(&self) -> u64 {
         self.signal_processor

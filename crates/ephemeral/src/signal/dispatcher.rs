@@ -1,5 +1,6 @@
 //! Pattern-routed async signal handlers.
 
+use crate::outcome::Outcome;
 use crate::pattern::Pattern;
 use crate::signal::{SignalEvent, SignalSink, Subscription};
 use crate::BoxError;
@@ -17,15 +18,14 @@ use tokio::sync::Notify;
 type Handler = Arc<dyn Fn(SignalEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
 
 /// Boxes a user handler, mapping its error into a [`BoxError`].
-fn boxed<F, Fut, E>(handler: F) -> Handler
+fn boxed<F, Fut>(handler: F) -> Handler
 where
     F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError>,
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
     Arc::new(move |evt| {
         let fut = handler(evt);
-        Box::pin(async move { fut.await.map_err(Into::into) })
+        Box::pin(async move { fut.await.into_result() })
     })
 }
 
@@ -271,12 +271,11 @@ impl SignalDispatcher {
     /// assert_eq!(*seen.lock().unwrap(), ["audit: order.placed", "metrics: order.placed"]);
     /// # }
     /// ```
-    pub fn register<P, F, Fut, E>(&self, pattern: P, handler: F)
+    pub fn register<P, F, Fut>(&self, pattern: P, handler: F)
     where
         P: Into<Pattern>,
         F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let rule = Rule {
             pattern: pattern.into(),
@@ -312,12 +311,11 @@ impl SignalDispatcher {
     /// assert_eq!(patterns(&dispatcher), ["a.*", "b", "c"]);
     /// # }
     /// ```
-    pub fn replace<P, F, Fut, E>(&self, pattern: P, handler: F) -> bool
+    pub fn replace<P, F, Fut>(&self, pattern: P, handler: F) -> bool
     where
         P: Into<Pattern>,
         F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let new = Rule {
             pattern: pattern.into(),

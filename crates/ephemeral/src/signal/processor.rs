@@ -1,5 +1,6 @@
 //! A bounded, lossy background queue of async signal handlers.
 
+use crate::outcome::Outcome;
 use crate::signal::SignalEvent;
 use crate::BoxError;
 use futures_util::future::{BoxFuture, FutureExt};
@@ -62,15 +63,14 @@ pub struct AsyncSignalProcessor {
 impl AsyncSignalProcessor {
     /// Starts a processor running `handler` for each signal, at most `max_concurrency` at once,
     /// with at most `max_queue_size` signals waiting.
-    pub fn new<F, Fut, E>(handler: F, max_concurrency: usize, max_queue_size: usize) -> Self
+    pub fn new<F, Fut>(handler: F, max_concurrency: usize, max_queue_size: usize) -> Self
     where
         F: Fn(SignalEvent, CancellationToken) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-        E: Into<BoxError>,
+        Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
         let handler: TokenHandler<SignalEvent> = Arc::new(move |e, t| {
             let fut = handler(e, t);
-            Box::pin(async move { fut.await.map_err(Into::into) })
+            Box::pin(async move { fut.await.into_result() })
         });
         AsyncSignalProcessor {
             inner: Processor::new(handler, max_concurrency, max_queue_size),
@@ -161,6 +161,8 @@ struct Shared<E> {
     state: Mutex<State<E>>,
     wake: Notify,
     done: Notify,
+    /// Told whenever the queue is empty and no handler runs.
+    idle: Notify,
     token: CancellationToken,
     handler: TokenHandler<E>,
     max_concurrency: usize,
@@ -172,6 +174,8 @@ struct Shared<E> {
 
 struct State<E> {
     queue: VecDeque<E>,
+    /// Handlers taken from the queue and not yet finished.
+    busy: usize,
     closed: bool,
     finished: bool,
 }
@@ -189,11 +193,13 @@ impl<E: Send + 'static> Processor<E> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
+                busy: 0,
                 closed: false,
                 finished: false,
             }),
             wake: Notify::new(),
             done: Notify::new(),
+            idle: Notify::new(),
             token: CancellationToken::new(),
             handler,
             max_concurrency,
@@ -259,6 +265,17 @@ impl<E: Send + 'static> Processor<E> {
         self.shared.failed.load(Ordering::Relaxed)
     }
 
+    /// Whether nothing is queued and no handler runs.
+    pub(crate) fn is_idle(&self) -> bool {
+        let state = self.shared.lock();
+        state.queue.is_empty() && state.busy == 0
+    }
+
+    /// Resolves once nothing is queued and no handler runs (new signals may arrive later).
+    pub(crate) async fn idle(&self) {
+        crate::notify::wait_until(&self.shared.idle, || self.is_idle()).await;
+    }
+
     pub(crate) async fn shutdown(&self) {
         self.shared.close();
         self.shared.wait_finished().await;
@@ -274,6 +291,7 @@ impl<E: Send + 'static> Processor<E> {
             .dropped
             .fetch_add(drained.len() as u64, Ordering::Relaxed);
         drop(drained);
+        self.shared.idle.notify_waiters();
         self.shared.token.cancel();
         self.shared.wake.notify_one();
         self.shared.wait_finished().await;
@@ -283,6 +301,18 @@ impl<E: Send + 'static> Processor<E> {
 impl<E> Shared<E> {
     fn lock(&self) -> MutexGuard<'_, State<E>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handler finished (its outcome already counted): tells `idle` waiters if nothing
+    /// is left.
+    fn one_done(&self) {
+        let mut state = self.lock();
+        state.busy -= 1;
+        let idle = state.busy == 0 && state.queue.is_empty();
+        drop(state);
+        if idle {
+            self.idle.notify_waiters();
+        }
     }
 
     fn close(&self) {
@@ -305,6 +335,7 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
             let free = shared.max_concurrency - running.len();
             let take = free.min(state.queue.len());
             starting.extend(state.queue.drain(..take));
+            state.busy += take;
             state.closed && state.queue.is_empty() && running.is_empty() && starting.is_empty()
         };
         if exit {
@@ -319,6 +350,7 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
                     Ok(fut) => running.push(AssertUnwindSafe(fut).catch_unwind()),
                     Err(_) => {
                         shared.failed.fetch_add(1, Ordering::Relaxed);
+                        shared.one_done();
                     }
                 }
             }
@@ -332,6 +364,7 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
                     Ok(Ok(())) => shared.processed.fetch_add(1, Ordering::Relaxed),
                     Ok(Err(_)) | Err(_) => shared.failed.fetch_add(1, Ordering::Relaxed),
                 };
+                shared.one_done();
             }
             () = shared.wake.notified() => {}
         }

@@ -44,12 +44,15 @@ where
         drop(items);
     }
 
+    /// Waits until the coordinator is drained, then until the async signal handlers have
+    /// run what its operations queued.
     pub(crate) async fn drain(&self) {
         crate::notify::wait_until(&self.drained, || self.is_drained_now()).await;
+        self.hub.handlers_settled().await;
     }
 
     pub(crate) fn is_drained(&self) -> bool {
-        self.is_drained_now()
+        self.is_drained_now() && self.hub.handlers_idle()
     }
 
     pub(crate) fn pause(&self) {
