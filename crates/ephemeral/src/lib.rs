@@ -11,85 +11,121 @@
 //!
 //! | scenario | use |
 //! |---|---|
-//! | process a collection once | [`for_each`] / [`for_each_keyed`] |
+//! | process a collection once | [`for_each`] / [`for_each_keyed`] (and [`for_each_stream`] / [`for_each_keyed_stream`]) |
 //! | a long-lived queue accepting items over time | [`WorkCoordinator`] |
+//! | feed a coordinator from a `Stream` (nothing read is lost) | [`WorkCoordinator::from_stream`], [`KeyedWorkCoordinator::from_stream`], [`ResultCoordinator::from_stream`] |
 //! | per-entity ordering (user commands, tenant jobs) | [`KeyedWorkCoordinator`] |
+//! | keep one hot key from filling the queue | [`Options::max_pending_per_key`] |
 //! | capture results alongside metadata | [`ResultCoordinator`] |
-//! | several coordinators with named configurations | [`CoordinatorFactory`] |
+//! | several coordinators with named configurations | [`CoordinatorFactory`] / [`KeyedCoordinatorFactory`] |
+//! | back off while a server says "too many requests" | [`Options::defer_on_signals`] + [`Operation::emit_for`] (or [`Options::signal_ttl`]) |
+//! | refuse new work while a signal is present | [`Options::cancel_on_signals`] |
 //! | signals shared across coordinators | [`SignalSink`] |
-//! | consume a sink's signals as an async stream | [`SignalSink::stream`] |
-//! | route signals to async handlers by pattern | [`SignalDispatcher`] |
+//! | consume a sink's signals as an async stream, bounded and lossy | [`SignalSink::stream`] (a [`SignalStream`]) |
+//! | async handlers for signals, bounded and lossy | [`AsyncSignalProcessor`] |
+//! | route signals to async handlers by pattern | [`SignalDispatcher`] ([`attach`](SignalDispatcher::attach) feeds it from a sink) |
+//! | limit chains of signals causing signals | [`SignalConstraints`] |
 //!
 //! # Example
 //!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
+//! A crawler-style back-off: a body that hits a rate limit emits `rate-limit` for 100 ms, and
+//! no fetch starts while it is present.
 //!
-//! let coordinator = WorkCoordinator::new(
-//!     |n: u64, op: Operation| async move {
-//!         if n % 10 == 0 {
-//!             op.emit("cache-miss");
-//!         }
-//!         Ok::<_, std::io::Error>(())
-//!     },
-//!     Options::default().max_concurrency(4),
-//! );
-//! for n in 0..100 {
-//!     coordinator.enqueue(n).await.unwrap();
-//! }
-//! coordinator.complete();
-//! coordinator.drain().await;
-//! assert_eq!(coordinator.total_completed(), 100);
-//! assert_eq!(coordinator.count_signals("cache-miss"), 10);
-//! # }
 //! ```
+//! use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
+//! use std::time::Duration;
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let crawler = WorkCoordinator::new(
+//!         |page: u32, op: Operation| async move {
+//!             tokio::time::sleep(Duration::from_millis(2)).await; // the fetch
+//!             if page == 7 {
+//!                 // Without a ttl the signal would count as long as this failed operation
+//!                 // stays in the window (5 minutes by default): every later start would wait.
+//!                 op.emit_for("rate-limit", Duration::from_millis(100));
+//!                 return Err(format!("page {page}: 429 Too Many Requests"));
+//!             }
+//!             if page % 10 == 0 {
+//!                 op.emit("cache-miss");
+//!             }
+//!             Ok(())
+//!         },
+//!         Options::default()
+//!             .max_concurrency(4)
+//!             .defer_on_signals(["rate-limit"]),
+//!     );
+//!     for page in 0..50 {
+//!         crawler.enqueue(page).await.unwrap();
+//!     }
+//!     println!("{:?}", crawler.stats()); // pending, active, deferred, ...
+//!     crawler.complete();
+//!     crawler.drain().await;
+//!     assert_eq!(crawler.total_completed(), 49);
+//!     assert_eq!(crawler.failed().len(), 1);
+//!     assert_eq!(crawler.count_signals("cache-miss"), 5);
+//! }
+//! ```
+//!
+//! A body that cannot fail may return `()` instead of `Result<(), E>` (see [`Outcome`]).
 //!
 //! # Runtime
 //!
 //! Everything runs on tokio. Constructors that start background work (coordinators, the
 //! processor, the dispatcher) must be called within a tokio runtime and panic otherwise.
-//! Time (ages, lifetimes, deferral) follows tokio's clock, so `start_paused` tests are exact.
-//! Event timestamps are labelled on that clock too: [`now`] is the library's "now" as a
-//! [`SystemTime`](std::time::SystemTime), and the one to use for events you build and for the
-//! bounds of [`SignalSource::signals_since`] / [`SignalSource::signals_between`].
+//! Time (ages, lifetimes, deferral, signal ttls) follows tokio's clock, so `start_paused`
+//! tests are exact. Event timestamps are labelled on that clock too: [`now`] is the library's
+//! "now" as a [`SystemTime`](std::time::SystemTime), and the one to use for events you build
+//! and for the bounds of [`SignalSource::signals_since`] / [`SignalSource::signals_between`].
 //!
 //! # Features
 //!
 //! * `serde`: `Serialize` for snapshots, events and stats.
 //!
-//! # Differences from the .NET original
+//! # Where this API differs from the .NET original
 //!
-//! Bodies receive an [`Operation`] handle and can emit signals (the original could not);
-//! a busy key never blocks other keys; shrinking the concurrency limit takes effect as bodies
-//! finish; `drain` never hangs on a panicking callback; `cancel` accounts for every pending item;
-//! idle keys cost no memory. See the repository README for the full list.
+//! `ephemeral` re-creates the .NET library *Mostlylucid.Ephemeral* the Rust way. Bodies
+//! receive an [`Operation`] handle and can emit signals (the original could not); a busy key
+//! never blocks other keys; shrinking the concurrency limit takes effect as bodies finish;
+//! `drain` never hangs on a panicking callback; `cancel` accounts for every pending item; idle
+//! keys cost no memory. The repository README lists more.
 //!
-//! # Notes on the API contract
+//! # Notes
 //!
-//! The public surface follows the project's API contract, with these deliberate differences:
-//!
+//! * **Signals and time.** A signal counts (for queries and for `cancel_on_signals` /
+//!   `defer_on_signals`) as long as its operation stays in the window, unless it has a time to
+//!   live: [`Operation::emit_for`] or [`Options::signal_ttl`]. Then it retracts itself when the
+//!   ttl runs out, also from a finished operation (a retraction event fires and gates
+//!   release), while the operation itself stays listed. Use a ttl for every back-off.
+//! * **Stream sources never lose an item.** `from_stream` and the `_stream` one-shot helpers
+//!   read their stream to its end: an item refused by a `cancel_on_signals` signal is counted
+//!   as cancelled and reading goes on; an item of a key at its
+//!   [`max_pending_per_key`](Options::max_pending_per_key) limit waits for that key's room.
+//! * **Keyed scheduling.** Ready keys are always served round-robin.
+//!   [`Options::max_pending_per_key`] is a per-key pending limit (`KeyOverloaded`), not a
+//!   scheduler; it replaces the deprecated `fair_scheduling` / `fair_scheduling_threshold`.
 //! * [`SignalEvent::new`] takes the key as `Option<&str>`, so `None` needs no type annotation.
 //! * Body and handler error types must be `'static` (`E: Into<BoxError> + 'static`): bodies run
 //!   on long-lived worker tasks, whose futures must be `'static`.
-//! * [`Stats`] is `#[non_exhaustive]` and carries three more counters (`defer_timeouts`,
-//!   `signal_handler_drops`, `signal_handler_failures`). The hot path takes no global lock, so
-//!   its fields are exact after a drain and may be a few items apart while work flows.
+//! * [`Stats`] is `#[non_exhaustive]`; besides the basic counters it carries `deferred` (starts
+//!   held back by a defer gate right now), `defer_timeouts`, `signal_handler_drops` and
+//!   `signal_handler_failures`. The hot path takes no global lock, so its fields are exact
+//!   after a drain and may be a few items apart while work flows.
 //! * [`OperationError::is_cancelled`] means "failed after its token was cancelled"; the body's
 //!   own error stays reachable through [`OperationError::downcast_ref`].
 //! * An [`Operation`] handle used after its body returned still publishes to the sink and the
 //!   handlers, but the finished operation's recorded signals no longer change.
-//! * Additions: [`AsyncSignalProcessor::cancel`], [`SignalDispatcher::with_limits`] and its
-//!   counters, [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
-//!   [`Subscription`] guards, and the re-exported [`CancellationToken`]; [`now`] (the
-//!   library's clock as a `SystemTime`); [`Operation::emit_event`] and
-//!   [`Operation::emit_caused_event`] (the `bool` spellings stay); [`SignalSink::stream`] /
-//!   [`SignalStream`]; [`SignalDispatcher::attach`] and [`SignalDispatcher::replace`].
+//! * Other pieces worth knowing: [`AsyncSignalProcessor::cancel`],
+//!   [`SignalDispatcher::with_limits`] and its counters,
+//!   [`KeyedWorkCoordinator::active_keys`] and [`KeyedWorkCoordinator::signals_for`],
+//!   [`Subscription`] guards, the re-exported [`CancellationToken`], [`now`] (the library's
+//!   clock as a `SystemTime`), [`Operation::emit_event`] and [`Operation::emit_caused_event`]
+//!   (which return the event, for chains), [`SignalSink::stream`] / [`SignalStream`], and
+//!   [`SignalDispatcher::attach`] / [`SignalDispatcher::replace`].
 //! * [`SignalDispatcher::register`] adds a handler even for a pattern that already has one:
 //!   both run, in registration order (use [`SignalDispatcher::replace`] to swap).
 //! * [`Options::validate`] also rejects a zero `max_queued_signals`, a zero
-//!   `max_pending_per_key` (or `fair_scheduling_threshold`), and a zero `defer_check_interval` when deferral is on.
+//!   `max_pending_per_key`, and a zero `defer_check_interval` when deferral is on.
 //! * The window is exact for every read, but its memory bound is per worker: finished records
 //!   live in per-worker shards of at most `max_tracked_operations` each, trimmed to the newest
 //!   `max_tracked_operations` by every read (see [`Options::max_tracked_operations`]). So

@@ -401,7 +401,28 @@ impl Options {
         self
     }
 
-    /// A name shown in status output, metrics and traces.
+    /// A name for the coordinator, to tell several apart (default: none).
+    ///
+    /// Today it is what the coordinator's `name()` answers (for example
+    /// [`WorkCoordinator::name`](crate::WorkCoordinator::name)) and it appears in the
+    /// coordinator's `Debug` output and in this `Options`' own (see also
+    /// [`get_name`](Self::get_name)). It changes no behaviour. Factories
+    /// ([`CoordinatorFactory`](crate::CoordinatorFactory)) look coordinators up by the name
+    /// given to `register`, which is separate: pass the same name here too if a coordinator
+    /// built by a factory should report it. A status API and metrics, when they come, will
+    /// identify coordinators by this name.
+    ///
+    /// ```
+    /// use ephemeral::{Options, WorkCoordinator};
+    ///
+    /// #[tokio::main(flavor = "current_thread")]
+    /// async fn main() {
+    ///     let options = Options::default().name("thumbnails");
+    ///     let c = WorkCoordinator::new(|_: u32, _op| async {}, options);
+    ///     assert_eq!(c.name(), Some("thumbnails"));
+    ///     assert!(format!("{c:?}").contains("thumbnails"));
+    /// }
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(Arc::from(name.into()));
         self
