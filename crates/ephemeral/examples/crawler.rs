@@ -32,7 +32,6 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// A failed fetch: the body's error, kept (as metadata) by the coordinator's window.
 #[derive(Debug)]
 struct FetchError {
-    url: String,
     status: u16,
 }
 
@@ -44,7 +43,7 @@ impl fmt::Display for FetchError {
             503 => "Service Unavailable",
             _ => "error",
         };
-        write!(f, "GET {}: {} {reason}", self.url, self.status)
+        write!(f, "{} {reason}", self.status)
     }
 }
 
@@ -76,8 +75,9 @@ async fn main() {
 
     let crawler = WorkCoordinator::new(
         |url: String, op: Operation| async move {
-            // LABEL: once `Operation::set_label` exists, call `op.set_label(&url)` here, so
-            // snapshots tell which URL an operation fetched (see the failure list below).
+            // Snapshots tell which URL an operation fetched (see the failure list below),
+            // without keeping the items: a label is short metadata.
+            op.set_label(&url);
             let status = fetch(&url).await;
             match status {
                 200..=299 => Ok(()),
@@ -87,11 +87,11 @@ async fn main() {
                     // operation, so the summary below can count it.
                     op.emit_for("rate-limit", BACK_OFF);
                     op.emit("http.error.429");
-                    Err(FetchError { url, status })
+                    Err(FetchError { status })
                 }
                 _ => {
                     op.emit(format!("http.error.{status}"));
-                    Err(FetchError { url, status })
+                    Err(FetchError { status })
                 }
             }
         },
@@ -142,15 +142,14 @@ async fn main() {
     let failed = crawler.failed();
     println!("\nfailures ({}):", failed.len());
     for snapshot in &failed {
-        // LABEL: once `OperationSnapshot::label()` exists, print it (the URL) here; until
-        // then the URL is part of the error text.
         let error = snapshot
             .error()
             .map(ToString::to_string)
             .unwrap_or_default();
         println!(
-            "  {}  after {:>5.1?}  {error}  signals {:?}",
+            "  {}  {}  after {:>5.1?}  {error}  signals {:?}",
             snapshot.id(),
+            snapshot.label().unwrap_or("?"),
             snapshot.duration().unwrap_or_default(),
             snapshot.signals(),
         );
