@@ -289,7 +289,10 @@ async fn memory_stays_bounded_over_many_results() {
     c.complete();
     c.drain().await;
     assert_eq!(c.results().len(), 50);
-    assert_eq!(held(&alive), 50);
+    // A worker that exits after the drain moves its shard to the retired window and drops
+    // what falls out of it just after releasing the locks: on another thread that may land
+    // an instant after our read.
+    wait_until(100_000, || held(&alive) == 50).await;
     assert_eq!(c.total_completed(), 20_000);
 }
 
