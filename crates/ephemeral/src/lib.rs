@@ -154,8 +154,8 @@ mod serde_time;
 
 pub use clock::now;
 pub use coordinator::{
-    for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, Cancelled, Completion,
-    ConcurrencyError, CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory,
+    for_each, for_each_keyed, for_each_keyed_stream, for_each_stream, AnyCoordinator, Cancelled,
+    Completion, ConcurrencyError, CoordinatorFactory, EnqueueError, KeyedCoordinatorFactory,
     KeyedWorkCoordinator, ResultCoordinator, ResultSnapshot, Stats, Summary, TryEnqueueError,
     UnknownCoordinator, WorkCoordinator,
 };

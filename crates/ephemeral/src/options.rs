@@ -428,6 +428,13 @@ impl Options {
         self
     }
 
+    /// The sink set by [`signals`](Self::signals), if any: what a coordinator built with
+    /// these options raises its operations' signals on.
+    #[must_use]
+    pub fn signal_sink(&self) -> Option<&SignalSink> {
+        self.signals.as_ref()
+    }
+
     /// The configured name, if any.
     #[must_use]
     pub fn get_name(&self) -> Option<&str> {

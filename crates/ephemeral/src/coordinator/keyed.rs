@@ -261,6 +261,14 @@ where
     }
 }
 
+impl<K, T> super::AnyCoordinator for KeyedWorkCoordinator<K, T>
+where
+    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    super::any::any_coordinator!(snapshot);
+}
+
 impl<K, T> fmt::Debug for KeyedWorkCoordinator<K, T>
 where
     K: Hash + Eq + Clone + Display + Send + Sync + 'static,

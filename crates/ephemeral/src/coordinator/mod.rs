@@ -1,5 +1,6 @@
 //! The coordinators: one engine, several faces.
 
+mod any;
 mod completion;
 mod engine;
 mod error;
@@ -10,6 +11,7 @@ mod result;
 pub(crate) mod scheduler;
 mod work;
 
+pub use any::AnyCoordinator;
 pub use completion::Completion;
 pub use error::{Cancelled, ConcurrencyError, EnqueueError, TryEnqueueError, UnknownCoordinator};
 pub use factory::{CoordinatorFactory, KeyedCoordinatorFactory};

@@ -244,6 +244,10 @@ impl<T: Send + 'static, R: Send + 'static> SignalSource for ResultCoordinator<T,
     }
 }
 
+impl<T: Send + 'static, R: Send + 'static> super::AnyCoordinator for ResultCoordinator<T, R> {
+    super::any::any_coordinator!(base_snapshot);
+}
+
 impl<T: Send + 'static, R: Send + 'static> fmt::Debug for ResultCoordinator<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResultCoordinator")

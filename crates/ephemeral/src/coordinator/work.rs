@@ -196,6 +196,10 @@ impl<T: Send + 'static> SignalSource for WorkCoordinator<T> {
     }
 }
 
+impl<T: Send + 'static> super::AnyCoordinator for WorkCoordinator<T> {
+    super::any::any_coordinator!(snapshot);
+}
+
 impl<T: Send + 'static> fmt::Debug for WorkCoordinator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkCoordinator")

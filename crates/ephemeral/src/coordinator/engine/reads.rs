@@ -275,6 +275,10 @@ where
         self.closed.load(SeqCst)
     }
 
+    pub(crate) fn is_dynamic(&self) -> bool {
+        self.dynamic
+    }
+
     pub(crate) fn max_concurrency(&self) -> usize {
         self.limit.load(SeqCst)
     }
