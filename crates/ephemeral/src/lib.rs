@@ -81,6 +81,13 @@
 //! # Features
 //!
 //! * `serde`: `Serialize` for snapshots, events and stats.
+//! * `metrics`: counters (`ephemeral_enqueued_total`, `ephemeral_finished_total` by outcome,
+//!   `ephemeral_cancelled_total`, `ephemeral_signals_total` by signal name) and a histogram
+//!   (`ephemeral_operation_duration_seconds`) through the [`metrics`](https://docs.rs/metrics)
+//!   facade, labelled by coordinator name (never ids or keys). The library never installs a
+//!   recorder: install yours before building coordinators.
+//! * `tracing`: each operation runs in an `ephemeral.op` span (coordinator, id, key, and the
+//!   outcome recorded at the end); each emitted signal is an event in it.
 //!
 //! # Where this API differs from the .NET original
 //!
@@ -146,6 +153,7 @@ mod options;
 mod outcome;
 pub mod pattern;
 mod signal;
+mod telemetry;
 mod time;
 mod window;
 
@@ -168,6 +176,8 @@ pub use signal::{
     AsyncSignalProcessor, BlockReason, SignalConstraints, SignalDispatcher, SignalEvent,
     SignalRetracted, SignalSink, SignalSource, SignalStream, Subscription,
 };
+#[cfg(feature = "metrics")]
+pub use telemetry::describe_metrics;
 
 /// The cancellation token coordinators use (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;

@@ -6,6 +6,7 @@ use crate::pattern::PatternSet;
 use crate::signal::processor::Processor;
 use crate::signal::reactive::Gates;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
+use crate::telemetry::Telemetry;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,11 @@ pub(crate) struct Hub {
     pub(crate) expiry: Arc<Expiry>,
     /// The ttl `emit` gives a body's signals (`Options::signal_ttl`).
     pub(crate) signal_ttl: Option<Duration>,
+    /// Metrics (feature `metrics`).
+    pub(crate) telemetry: Telemetry,
+    /// The coordinator's name, for spans (feature `tracing`).
+    #[cfg(feature = "tracing")]
+    pub(crate) name: std::sync::Arc<str>,
 }
 
 impl Hub {
@@ -59,6 +65,12 @@ impl Hub {
             ),
             expiry: Arc::new(Expiry::new()),
             signal_ttl: options.signal_ttl,
+            telemetry: Telemetry::new(options.name.as_deref()),
+            #[cfg(feature = "tracing")]
+            name: options
+                .name
+                .clone()
+                .unwrap_or_else(|| std::sync::Arc::from(crate::telemetry::UNNAMED)),
         }
     }
 

@@ -389,6 +389,15 @@ impl Operation {
                 recorded = true;
             }
         });
+        hub.telemetry.signal(event.signal());
+        #[cfg(feature = "tracing")]
+        tracing::info!(
+            target: "ephemeral",
+            signal = event.signal(),
+            operation = %self.id,
+            depth = event.depth(),
+            "signal"
+        );
         if recorded && ttl.is_some() {
             // Scheduled once recorded (and outside the slot's lock): an expiry read finds it.
             hub.expiry.schedule(self.id, event.clone());

@@ -36,6 +36,7 @@ where
         let mut items = Vec::new();
         self.intake.drain_into(&mut items);
         self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
+        self.hub.telemetry.cancelled(items.len() as u64);
         if self.replies.owed() {
             for (id, _) in &items {
                 self.replies.forget(*id);

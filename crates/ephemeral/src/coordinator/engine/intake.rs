@@ -55,6 +55,7 @@ where
             self.producer.enqueued.fetch_sub(1, SeqCst);
         }
         if outcome.is_ok() {
+            self.hub.telemetry.accepted();
             if self.cancelled.load(SeqCst) {
                 // A cancel emptied the queue while we pushed: our item would wait for workers
                 // that are gone. It counts as accepted, then cancelled.
@@ -238,6 +239,8 @@ where
         drop(item);
         self.cancelled_items.fetch_add(1, SeqCst);
         self.producer.enqueued.fetch_add(1, SeqCst);
+        self.hub.telemetry.accepted();
+        self.hub.telemetry.cancelled(1);
     }
 }
 

@@ -205,6 +205,7 @@ where
                 Taken::Discarded(id, item) => {
                     // A cancel-on signal is present: queued items are not started.
                     self.cancelled_items.fetch_add(1, SeqCst);
+                    self.hub.telemetry.cancelled(1);
                     self.replies.forget(id);
                     drop(item);
                 }
@@ -460,15 +461,40 @@ pub(super) async fn worker<T, I, R, F, Fut>(
                     // has no stealing, and a blocking body blocks it whatever we do.)
                     tokio::task::yield_now().await;
                 }
-                let op = Operation::new(slot.clone(), job.id, label.label());
+                let started = now;
+                let key = label.label();
+                #[cfg(feature = "tracing")]
+                let span = tracing::info_span!(
+                    "ephemeral.op",
+                    coordinator = &*shared.hub.name,
+                    id = %job.id,
+                    key = key.as_ref().map(crate::label::Label::as_str),
+                    outcome = tracing::field::Empty,
+                );
+                let op = Operation::new(slot.clone(), job.id, key);
                 let item = job.item;
                 let body = &*body;
-                let caught = AssertUnwindSafe(async move { body(item, op).await.into_result() })
-                    .catch_unwind()
-                    .await;
+                let run = AssertUnwindSafe(async move { body(item, op).await.into_result() })
+                    .catch_unwind();
+                #[cfg(feature = "tracing")]
+                let run = tracing::Instrument::instrument(run, span.clone());
+                let caught = run.await;
                 slot.body_returned(job.id);
+                #[cfg(feature = "tracing")]
+                span.record(
+                    "outcome",
+                    match &caught {
+                        Ok(Ok(_)) => "completed",
+                        Ok(Err(_)) => "failed",
+                        Err(_) => "panicked",
+                    },
+                );
                 let outcome = settle(&shared, caught);
                 now = time::now();
+                shared
+                    .hub
+                    .telemetry
+                    .finished(outcome.is_ok(), now.saturating_duration_since(started));
                 carry.release = Some(Released { key: job.key });
                 carry.done = Some(outcome);
                 if let Some(sampler) = &shared.on_sample {
