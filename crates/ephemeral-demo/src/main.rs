@@ -1,0 +1,145 @@
+//! `ephemeral-demo`: a simulated service that shows what `ephemeral` does, live.
+//!
+//! Four coordinators run for a minute (or until Ctrl-C) against a simulated world:
+//!
+//! * `translator` calls a flaky upstream that answers `rate-limit:<n>ms` in storms: the body
+//!   emits a `rate-limit` signal that lasts exactly `n` ms (`Operation::emit_for`), and the
+//!   coordinator defers new starts while it is present;
+//! * `commands` keeps each user's commands in order (a keyed coordinator) while one hot user
+//!   sends almost half of them: her pending limit sheds her excess, never the others' work;
+//! * an autoscaler reads the translator's load and moves its concurrency limit, announcing
+//!   `load.high` / `load.low` / `scale.to:<n>` signals;
+//! * `payments` goes through a circuit breaker: when the gateway keeps failing, a
+//!   `circuit-open` signal with a 3 s ttl makes the coordinator refuse work, and it closes by
+//!   itself; each successful payment queues a receipt on `emails` through its `Completion`.
+//!
+//! The dashboard (crate `ephemeral-http`) is served on 127.0.0.1 and its address printed at
+//! start; the terminal shows a live table and, at the end, a summary.
+//!
+//! ```text
+//! cargo run --release -p ephemeral-demo                     # 60 s, live table, dashboard
+//! cargo run --release -p ephemeral-demo -- --duration 10 --headless --port 8080
+//! ```
+
+mod sim;
+mod view;
+
+use clap::Parser;
+use ephemeral::CancellationToken;
+use std::io::{IsTerminal, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A simulated service showing ephemeral's coordinators, signals and live dashboard.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// How long to run, in seconds (Ctrl-C ends earlier).
+    #[arg(long, default_value_t = 60)]
+    duration: u64,
+    /// Port for the dashboard on 127.0.0.1 (0: any free port, printed at start).
+    #[arg(long, default_value_t = 7878)]
+    port: u16,
+    /// No terminal animation: one status line per second.
+    #[arg(long)]
+    headless: bool,
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let total = Duration::from_secs(args.duration);
+    let service = sim::Service::start();
+
+    let registry = ephemeral_http::Registry::new();
+    for (name, c) in service.coordinators() {
+        registry.register_arc(name, c);
+    }
+    registry.register_sink("signals", &service.sink);
+    let app = axum::Router::new()
+        .nest("/ephemeral", ephemeral_http::router_with_controls(registry))
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/ephemeral/") }),
+        );
+    let listener = match tokio::net::TcpListener::bind(SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        args.port,
+    )))
+    .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "cannot listen on 127.0.0.1:{}: {e} (try --port 0 for any free port)",
+                args.port
+            );
+            std::process::exit(2);
+        }
+    };
+    let addr = listener.local_addr().expect("a bound listener has an address");
+    println!("dashboard: http://{addr}/ephemeral/");
+    let _ = std::io::stdout().flush();
+
+    let stop = CancellationToken::new();
+    let server = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                eprintln!("dashboard server stopped: {e}");
+            }
+        })
+    };
+    let producers = service.run(&stop);
+
+    let started = Instant::now();
+    let animate = !args.headless && std::io::stdout().is_terminal();
+    let mut tick = tokio::time::interval(if animate {
+        Duration::from_millis(250)
+    } else {
+        Duration::from_secs(1)
+    });
+    let mut drawn_lines = 0usize;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut ctrl_c => {
+                println!("\nCtrl-C: finishing the work in flight");
+                break;
+            }
+        }
+        let elapsed = started.elapsed();
+        if animate {
+            let frame = view::live(&service, elapsed, total);
+            let mut out = std::io::stdout().lock();
+            if drawn_lines > 0 {
+                // Back to the top of the previous frame, then redraw over it.
+                let _ = write!(out, "\x1b[{drawn_lines}A");
+            }
+            for line in frame.lines() {
+                let _ = writeln!(out, "{line}\x1b[K");
+            }
+            let _ = out.flush();
+            drawn_lines = frame.lines().count();
+        } else {
+            println!("{}", view::line(&service, elapsed));
+        }
+        if elapsed >= total {
+            break;
+        }
+    }
+
+    stop.cancel();
+    for p in producers {
+        let _ = p.await;
+    }
+    service.finish(Duration::from_secs(10)).await;
+    let _ = server.await;
+    print!("{}", view::summary(&service, started.elapsed()));
+}
