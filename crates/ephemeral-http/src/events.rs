@@ -56,6 +56,8 @@ struct Connection {
     poll: Interval,
     sinks: SelectAll<BoxStream<'static, (Arc<str>, SignalEvent)>>,
     last_poll: SystemTime,
+    /// When the connection opened: older signals are in the page's embedded snapshot.
+    opened: SystemTime,
     recent: Recent,
     queue: VecDeque<Event>,
 }
@@ -77,7 +79,8 @@ impl Connection {
         let since = self
             .last_poll
             .checked_sub(OVERLAP)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+            .max(self.opened);
         self.last_poll = now;
         let mut found: Vec<(SignalEvent, Arc<str>)> = Vec::new();
         for (name, c) in self.state.registry.coordinators() {
@@ -103,6 +106,7 @@ pub(crate) async fn events(
             .map(move |e| (name.clone(), e))
             .boxed()
     }));
+    let opened = ephemeral::now();
     let mut stats = interval(STATS_EVERY);
     stats.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut poll = interval(POLL_EVERY);
@@ -112,7 +116,8 @@ pub(crate) async fn events(
         stats,
         poll,
         sinks,
-        last_poll: ephemeral::now(),
+        last_poll: opened,
+        opened,
         recent: Recent {
             order: VecDeque::new(),
             set: HashSet::new(),

@@ -83,13 +83,16 @@ pub(crate) fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
     };
     let secs = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
         - offset_secs;
-    let total_nanos = secs * 1_000_000_000 + nanos;
-    let magnitude = Duration::from_nanos(u64::try_from(total_nanos.unsigned_abs()).map_err(|_| bad())?);
-    if total_nanos >= 0 {
-        UNIX_EPOCH.checked_add(magnitude).ok_or_else(bad)
+    let magnitude = u64::try_from(secs.unsigned_abs())
+        .map(|abs| Duration::new(abs, 0))
+        .map_err(|_| bad())?;
+    let nanos = Duration::from_nanos(u64::try_from(nanos).map_err(|_| bad())?);
+    let whole = if secs >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
     } else {
-        UNIX_EPOCH.checked_sub(magnitude).ok_or_else(bad)
-    }
+        UNIX_EPOCH.checked_sub(magnitude)
+    };
+    whole.and_then(|t| t.checked_add(nanos)).ok_or_else(bad)
 }
 
 fn is_leap(y: i128) -> bool {
@@ -141,6 +144,8 @@ mod tests {
             "2024-05-01T12:34:56.789Z",
             "1969-12-31T23:59:59.500Z",
             "2100-03-01T00:00:00.000Z",
+            "2999-12-31T23:59:59.999Z",
+            "9999-12-31T23:59:59.999Z",
         ] {
             let t = parse_rfc3339(s).unwrap();
             assert_eq!(format_rfc3339_millis(t), s);
