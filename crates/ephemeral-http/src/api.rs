@@ -214,7 +214,9 @@ async fn limit(
     if !c.is_dynamic() {
         return Err(ApiError(
             StatusCode::CONFLICT,
-            format!("coordinator `{name}` was built without dynamic concurrency: its limit is fixed"),
+            format!(
+                "coordinator `{name}` was built without dynamic concurrency: its limit is fixed"
+            ),
         ));
     }
     c.set_max_concurrency(body.max_concurrency).map_err(|e| {

@@ -209,7 +209,7 @@ pub(crate) fn signals(registry: &Registry, filter: &SignalFilter) -> Vec<SignalD
     for (name, s) in registry.sinks() {
         s.visit_signals(&mut |e| take(&name, e));
     }
-    found.sort_by(|a, b| b.0.timestamp().cmp(&a.0.timestamp()));
+    found.sort_by_key(|(e, _)| std::cmp::Reverse(e.timestamp()));
     found.truncate(filter.limit);
     found.iter().map(|(e, name)| signal_doc(name, e)).collect()
 }

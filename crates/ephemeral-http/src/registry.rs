@@ -107,13 +107,21 @@ impl Registry {
     /// The names of the registered coordinators, in registration order.
     #[must_use]
     pub fn coordinator_names(&self) -> Vec<String> {
-        self.read().coordinators.iter().map(|(n, _)| n.to_string()).collect()
+        self.read()
+            .coordinators
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     /// The names of the registered sinks, in registration order.
     #[must_use]
     pub fn sink_names(&self) -> Vec<String> {
-        self.read().sinks.iter().map(|(n, _)| n.to_string()).collect()
+        self.read()
+            .sinks
+            .iter()
+            .map(|(n, _)| n.to_string())
+            .collect()
     }
 
     /// The coordinator registered under `name`.
@@ -152,9 +160,16 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field(
                 "coordinators",
-                &entries.coordinators.iter().map(|(n, _)| &**n).collect::<Vec<_>>(),
+                &entries
+                    .coordinators
+                    .iter()
+                    .map(|(n, _)| &**n)
+                    .collect::<Vec<_>>(),
             )
-            .field("sinks", &entries.sinks.iter().map(|(n, _)| &**n).collect::<Vec<_>>())
+            .field(
+                "sinks",
+                &entries.sinks.iter().map(|(n, _)| &**n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

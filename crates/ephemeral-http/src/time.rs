@@ -39,7 +39,11 @@ pub(crate) fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
             Err(bad())
         }
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':'
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(bad());
     }
@@ -159,7 +163,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2024-05-01T14:00:00 02:00").unwrap(), z);
         assert_eq!(parse_rfc3339("2024-05-01T10:30:00-01:30").unwrap(), z);
         let f = parse_rfc3339("2024-05-01T12:00:00.123456789Z").unwrap();
-        assert_eq!(f.duration_since(z).unwrap(), Duration::from_nanos(123_456_789));
+        assert_eq!(
+            f.duration_since(z).unwrap(),
+            Duration::from_nanos(123_456_789)
+        );
     }
 
     #[test]

@@ -144,17 +144,39 @@ fn assert_status_shape(doc: &Value, controls: bool) {
     assert_eq!(doc["controls"], controls);
     assert!(is_rfc3339_millis(&doc["time"]), "{}", doc["time"]);
     let coordinators = doc["coordinators"].as_array().unwrap();
-    let names: Vec<&str> = coordinators.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = coordinators
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["work", "slow", "dynamic"], "registration order");
     for c in coordinators {
         assert_eq!(
             keys(c),
             [
-                "active", "cancelled", "closed", "completed", "deferred", "dynamic", "enqueued",
-                "failed", "max_concurrency", "name", "p50_ms", "p95_ms", "paused", "pending"
+                "active",
+                "cancelled",
+                "closed",
+                "completed",
+                "deferred",
+                "dynamic",
+                "enqueued",
+                "failed",
+                "max_concurrency",
+                "name",
+                "p50_ms",
+                "p95_ms",
+                "paused",
+                "pending"
             ]
         );
-        for k in ["active", "cancelled", "completed", "deferred", "enqueued", "failed"] {
+        for k in [
+            "active",
+            "cancelled",
+            "completed",
+            "deferred",
+            "enqueued",
+            "failed",
+        ] {
             assert!(c[k].is_u64(), "{k}: {c}");
         }
         for k in ["max_concurrency", "pending"] {
@@ -188,7 +210,10 @@ async fn status_document() {
     let (status, doc) = get_json(&router(f.registry.clone()), "/api/status").await;
     assert_eq!(status, StatusCode::OK);
     assert_status_shape(&doc, false);
-    assert_eq!(doc["sinks"], serde_json::json!([{ "name": "alerts", "len": 2 }]));
+    assert_eq!(
+        doc["sinks"],
+        serde_json::json!([{ "name": "alerts", "len": 2 }])
+    );
     let (_, doc) = get_json(&router_with_controls(f.registry), "/api/status").await;
     assert_eq!(doc["controls"], true);
     f.slow_gate.notify_one();
@@ -206,12 +231,23 @@ async fn operations_running_first_then_newest_finished() {
         assert_eq!(
             keys(op),
             [
-                "completed", "duration_ms", "error", "id", "key", "label", "pinned", "signals",
-                "started", "state"
+                "completed",
+                "duration_ms",
+                "error",
+                "id",
+                "key",
+                "label",
+                "pinned",
+                "signals",
+                "started",
+                "state"
             ]
         );
         let id = op["id"].as_str().unwrap();
-        assert!(!id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        assert!(
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_hexdigit()),
+            "{id}"
+        );
         assert!(is_rfc3339_millis(&op["started"]));
         assert!(is_rfc3339_millis(&op["completed"]));
         assert!(op["duration_ms"].is_f64());
@@ -259,11 +295,21 @@ async fn signals_shape_and_filters() {
     // work: 3, dynamic: 1, alerts: 2.
     assert_eq!(all.len(), 6, "{all:?}");
     for s in all {
-        assert_eq!(keys(s), ["key", "operation_id", "signal", "source", "timestamp"]);
+        assert_eq!(
+            keys(s),
+            ["key", "operation_id", "signal", "source", "timestamp"]
+        );
         assert!(is_rfc3339_millis(&s["timestamp"]));
-        assert!(s["operation_id"].as_str().unwrap().chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(s["operation_id"]
+            .as_str()
+            .unwrap()
+            .chars()
+            .all(|c| c.is_ascii_hexdigit()));
     }
-    let stamps: Vec<&str> = all.iter().map(|s| s["timestamp"].as_str().unwrap()).collect();
+    let stamps: Vec<&str> = all
+        .iter()
+        .map(|s| s["timestamp"].as_str().unwrap())
+        .collect();
     let mut sorted = stamps.clone();
     sorted.sort_unstable_by(|a, b| b.cmp(a));
     assert_eq!(stamps, sorted, "newest first");
@@ -308,7 +354,9 @@ async fn bad_since_and_limit_are_400_with_a_json_error() {
         let (status, body) = get_json(&app, &format!("/api/signals?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         let message = assert_error(&body);
-        assert!(message.contains("since") || message.contains("limit") || message.contains("query"));
+        assert!(
+            message.contains("since") || message.contains("limit") || message.contains("query")
+        );
     }
     let (status, _) = get_json(&app, "/api/signals?limit=10000&since=").await;
     assert_eq!(status, StatusCode::OK);
@@ -326,7 +374,11 @@ async fn the_page_embeds_the_initial_json() {
     assert!(csp.starts_with("default-src 'self';") && csp.contains("connect-src 'self'"));
     let page = std::str::from_utf8(&body).unwrap();
     assert!(!page.contains("__EPHEMERAL_INITIAL__"));
-    assert_eq!(page.matches("</script>").count(), 1, "the signal cannot close the script");
+    assert_eq!(
+        page.matches("</script>").count(),
+        1,
+        "the signal cannot close the script"
+    );
     let start = page.find("const initial = ").unwrap() + "const initial = ".len();
     let len = page[start..].find(";\n").unwrap();
     let initial: Value = serde_json::from_str(&page[start..start + len]).unwrap();
@@ -334,7 +386,10 @@ async fn the_page_embeds_the_initial_json() {
     assert_status_shape(&initial["status"], false);
     assert_eq!(initial["status"]["coordinators"][0]["completed"], 2);
     assert_eq!(initial["signals"].as_array().unwrap().len(), 7);
-    assert_eq!(initial["signals"][0]["signal"], "</script><script>alert(1)</script>");
+    assert_eq!(
+        initial["signals"][0]["signal"],
+        "</script><script>alert(1)</script>"
+    );
     f.slow_gate.notify_one();
 }
 
@@ -403,7 +458,10 @@ async fn events_stream_stats_and_new_signals_once() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
     let mut body = response.into_body();
     let mut seen = String::new();
 
@@ -414,7 +472,10 @@ async fn events_stream_stats_and_new_signals_once() {
     f.sink.raise_with_key("hello", "k1");
     read_until(&mut body, &mut seen, |s| !data_of(s, "signal").is_empty()).await;
     let signal: Value = serde_json::from_str(data_of(&seen, "signal")[0]).unwrap();
-    assert_eq!(keys(&signal), ["key", "operation_id", "signal", "source", "timestamp"]);
+    assert_eq!(
+        keys(&signal),
+        ["key", "operation_id", "signal", "source", "timestamp"]
+    );
     assert_eq!(signal["signal"], "hello");
     assert_eq!(signal["key"], "k1");
     assert_eq!(signal["source"], "alerts");
@@ -424,7 +485,10 @@ async fn events_stream_stats_and_new_signals_once() {
     let _outcome = echo.enqueue_with_handle(1).await.unwrap().await;
     read_until(&mut body, &mut seen, |s| s.contains("\"dup\"")).await;
     let stats_so_far = data_of(&seen, "stats").len();
-    read_until(&mut body, &mut seen, |s| data_of(s, "stats").len() > stats_so_far + 1).await;
+    read_until(&mut body, &mut seen, |s| {
+        data_of(s, "stats").len() > stats_so_far + 1
+    })
+    .await;
     f.sink.raise("marker");
     read_until(&mut body, &mut seen, |s| s.contains("\"marker\"")).await;
     let dups = data_of(&seen, "signal")
@@ -443,33 +507,62 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/plain; version=0.0.4");
     let text = std::str::from_utf8(&body).unwrap();
-    assert!(text.contains("ephemeral_completed_total{coordinator=\"work\"} 2\n"), "{text}");
-    assert!(text.contains("ephemeral_failed_total{coordinator=\"work\"} 1\n"), "{text}");
-    assert!(text.contains("ephemeral_active{coordinator=\"slow\"} 1\n"), "{text}");
-    assert!(text.contains("ephemeral_max_concurrency{coordinator=\"dynamic\"} 2\n"), "{text}");
-    assert!(text.contains("ephemeral_sink_signals{sink=\"alerts\"} 2\n"), "{text}");
+    assert!(
+        text.contains("ephemeral_completed_total{coordinator=\"work\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ephemeral_failed_total{coordinator=\"work\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ephemeral_active{coordinator=\"slow\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ephemeral_max_concurrency{coordinator=\"dynamic\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ephemeral_sink_signals{sink=\"alerts\"} 2\n"),
+        "{text}"
+    );
     assert!(text.contains("# HELP ephemeral_completed_total"), "{text}");
-    assert!(text.contains("# TYPE ephemeral_completed_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE ephemeral_completed_total counter"),
+        "{text}"
+    );
     assert!(!text.contains("user-7"), "no keys in labels");
 
     let mut samples = 0;
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (series, value) = line.rsplit_once(' ').expect(line);
         value.parse::<f64>().expect(line);
         let name_end = series.find('{').unwrap_or(series.len());
         let name = &series[..name_end];
         assert!(
             !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
                 && !name.starts_with(|c: char| c.is_ascii_digit()),
             "{line}"
         );
         let labels = &series[name_end..];
         if !labels.is_empty() {
-            let inner = labels.strip_prefix('{').and_then(|l| l.strip_suffix('}')).expect(line);
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .expect(line);
             for pair in inner.split(',') {
                 let (label, quoted) = pair.split_once('=').expect(line);
-                assert!(label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+                assert!(
+                    label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "{line}"
+                );
                 assert!(quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'));
             }
         }
@@ -484,9 +577,12 @@ async fn controls_are_absent_by_default() {
     let f = fixture().await;
     let app = router(f.registry);
     for action in ["pause", "resume", "limit"] {
-        let (status, _) =
-            post_json(&app, &format!("/api/coordinators/work/{action}"), "{\"max_concurrency\": 3}")
-                .await;
+        let (status, _) = post_json(
+            &app,
+            &format!("/api/coordinators/work/{action}"),
+            "{\"max_concurrency\": 3}",
+        )
+        .await;
         assert!(
             status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED,
             "{action}: {status}"
@@ -512,20 +608,35 @@ async fn controls_pause_resume_and_limit() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(work["paused"], false);
 
-    let (status, body) =
-        post_json(&app, "/api/coordinators/work/limit", "{\"max_concurrency\": 4}").await;
+    let (status, body) = post_json(
+        &app,
+        "/api/coordinators/work/limit",
+        "{\"max_concurrency\": 4}",
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(assert_error(&body).contains("dynamic"));
 
-    let (status, dynamic) =
-        post_json(&app, "/api/coordinators/dynamic/limit", "{\"max_concurrency\": 5}").await;
+    let (status, dynamic) = post_json(
+        &app,
+        "/api/coordinators/dynamic/limit",
+        "{\"max_concurrency\": 5}",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(dynamic["max_concurrency"], 5);
     assert_eq!(f.dynamic.max_concurrency(), 5);
     let (_, doc) = get_json(&app, "/api/status").await;
     assert_eq!(doc["coordinators"][2]["max_concurrency"], 5);
 
-    for bad in ["", "{}", "{\"max_concurrency\": -1}", "{\"max_concurrency\": \"x\"}", "[", "{\"max_concurrency\": 0}"] {
+    for bad in [
+        "",
+        "{}",
+        "{\"max_concurrency\": -1}",
+        "{\"max_concurrency\": \"x\"}",
+        "[",
+        "{\"max_concurrency\": 0}",
+    ] {
         let (status, body) = post_json(&app, "/api/coordinators/dynamic/limit", bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_error(&body);
