@@ -661,3 +661,13 @@ async fn registering_a_name_again_replaces_in_place() {
     assert!(format!("{:?}", f.registry).contains("slow"));
     f.slow_gate.notify_one();
 }
+
+#[test]
+fn registry_is_a_cheap_shared_handle() {
+    fn assert_handle<T: Send + Sync + Clone + std::fmt::Debug + 'static>() {}
+    assert_handle::<Registry>();
+    let a = Registry::new();
+    let b = a.clone();
+    b.register_sink("late", &SignalSink::default());
+    assert_eq!(a.sink_names(), ["late"], "clones share their entries");
+}
