@@ -58,27 +58,27 @@ async fn main() {
     }
     registry.register_sink("signals", &service.sink);
     let app = axum::Router::new()
-        .nest("/ephemeral", ephemeral_http::router_with_controls(registry))
+        .nest_service("/ephemeral", ephemeral_http::router_with_controls(registry))
         .route(
             "/",
             axum::routing::get(|| async { axum::response::Redirect::to("/ephemeral/") }),
         );
-    let listener = match tokio::net::TcpListener::bind(SocketAddr::from((
-        Ipv4Addr::LOCALHOST,
-        args.port,
-    )))
-    .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "cannot listen on 127.0.0.1:{}: {e} (try --port 0 for any free port)",
-                args.port
-            );
-            std::process::exit(2);
-        }
-    };
-    let addr = listener.local_addr().expect("a bound listener has an address");
+    let listener =
+        match tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "cannot listen on 127.0.0.1:{}: {e} (try --port 0 for any free port)",
+                    args.port
+                );
+                std::process::exit(2);
+            }
+        };
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
     println!("dashboard: http://{addr}/ephemeral/");
     let _ = std::io::stdout().flush();
 

@@ -2,8 +2,8 @@
 //! a circuit breaker, all steered by signals.
 
 use ephemeral::{
-    AnyCoordinator, CancellationToken, EnqueueError, KeyedWorkCoordinator, Operation, OperationId, Options,
-    SignalEvent, SignalSink, SignalSource, TryEnqueueError, WorkCoordinator,
+    AnyCoordinator, CancellationToken, EnqueueError, KeyedWorkCoordinator, Operation, OperationId,
+    Options, SignalEvent, SignalSink, SignalSource, TryEnqueueError, WorkCoordinator,
 };
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -103,6 +103,9 @@ pub(crate) struct Service {
     pub(crate) emails: WorkCoordinator<u64>,
     pub(crate) shed: Arc<Shed>,
     pub(crate) started: Instant,
+    /// Every signal raised on the sink, counted by kind (the sink itself forgets: ttls, age).
+    pub(crate) raised: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>>,
+    _counting: Arc<ephemeral::Subscription>,
 }
 
 const LANGS: [&str; 6] = ["de", "fr", "es", "ja", "pt", "nl"];
@@ -121,10 +124,10 @@ impl Service {
                 let mut rng = Rng::new(t.n.wrapping_mul(0x9E37_79B9) ^ 7);
                 let weather = Weather::at(started.elapsed());
                 tokio::time::sleep(Duration::from_millis(15 + rng.below(45))).await;
-                let throttle = if weather.storm { 0.25 } else { 0.01 };
+                let throttle = if weather.storm { 0.04 } else { 0.0005 };
                 if rng.chance(throttle) {
                     // The upstream says how long to back off: a signal that lasts exactly that.
-                    let wait = 200 + rng.below(400);
+                    let wait = 150 + rng.below(250);
                     op.emit_for(format!("rate-limit:{wait}ms"), Duration::from_millis(wait));
                     op.emit_for("rate-limit", Duration::from_millis(wait));
                     return Err(format!("upstream answered 429 (retry after {wait} ms)"));
@@ -202,7 +205,20 @@ impl Service {
             Options::default().name("emails").max_concurrency(2),
         );
 
+        let raised: Arc<std::sync::Mutex<std::collections::BTreeMap<String, u64>>> = Arc::default();
+        let counts = raised.clone();
+        let counting = sink.subscribe(move |e| {
+            // `rate-limit:250ms` counts as `rate-limit:*`, `scale.to:12` as `scale.to:*`.
+            let kind = match e.signal().split_once(':') {
+                Some((head, _)) => format!("{head}:*"),
+                None => e.signal().to_string(),
+            };
+            let mut counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            *counts.entry(kind).or_default() += 1;
+        });
         Service {
+            raised,
+            _counting: Arc::new(counting),
             sink,
             translator,
             commands,
@@ -243,10 +259,17 @@ impl Service {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => break,
             }
-            let burst = if Weather::at(self.started.elapsed()).surge { 4 } else { 2 };
+            let burst = if Weather::at(self.started.elapsed()).surge {
+                3
+            } else {
+                1
+            };
             for _ in 0..burst {
                 n += 1;
-                let t = Translation { n, lang: LANGS[rng.below(LANGS.len() as u64) as usize] };
+                let t = Translation {
+                    n,
+                    lang: LANGS[rng.below(LANGS.len() as u64) as usize],
+                };
                 // Waits for queue room: back-pressure reaches the producer.
                 tokio::select! {
                     r = self.translator.enqueue(t) => if r.is_err() { return },
@@ -273,7 +296,10 @@ impl Service {
                 } else {
                     USERS[1 + rng.below(USERS.len() as u64 - 1) as usize]
                 };
-                let command = Command { user: user.to_string(), seq };
+                let command = Command {
+                    user: user.to_string(),
+                    seq,
+                };
                 match self.commands.try_enqueue(command) {
                     Ok(_) => {}
                     Err(TryEnqueueError::KeyOverloaded(c)) => {

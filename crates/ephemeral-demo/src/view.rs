@@ -108,14 +108,13 @@ pub(crate) fn summary(service: &Service, ran: Duration) -> String {
     for (name, c) in service.coordinators() {
         row(&mut out, name, &c.stats());
     }
-    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in service.sink.signals() {
-        if let Some(kind) = notable(e.signal()) {
-            *by_kind.entry(kind).or_default() += 1;
-        }
-    }
-    let _ = writeln!(out, "\n  signals on the sink (last 60 s):");
-    for (kind, n) in by_kind {
+    let _ = writeln!(out, "\n  signals raised:");
+    let raised = service
+        .raised
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for (kind, n) in raised {
         let _ = writeln!(out, "    {kind:<20} {n:>6}");
     }
     let shed = &service.shed;

@@ -28,12 +28,17 @@ fn a_short_headless_run_serves_the_dashboard_and_ends_with_a_summary() {
 
     let started = Instant::now();
     let mut rest = String::new();
-    stdout.read_to_string(&mut rest).expect("the rest of the output");
+    stdout
+        .read_to_string(&mut rest)
+        .expect("the rest of the output");
     let code = child.wait().expect("the demo exits");
     assert!(code.success(), "exit {code:?}\n{rest}");
     assert!(started.elapsed() < Duration::from_secs(60));
     let lines: Vec<&str> = rest.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("[")), "a status line per second:\n{rest}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("[")),
+        "a status line per second:\n{rest}"
+    );
     let summary = rest
         .split("summary after")
         .nth(1)
