@@ -44,6 +44,10 @@ struct Args {
     /// No terminal animation: one status line per second.
     #[arg(long)]
     headless: bool,
+    /// Also run 50 small coordinators raising about 10,000 signals a minute (to see the
+    /// dashboard under load).
+    #[arg(long)]
+    many: bool,
 }
 
 #[tokio::main]
@@ -57,6 +61,11 @@ async fn main() {
         registry.register_arc(name, c);
     }
     registry.register_sink("signals", &service.sink);
+    let crowd = if args.many {
+        sim::Crowd::start(50, &registry)
+    } else {
+        sim::Crowd::default()
+    };
     let app = axum::Router::new()
         .nest_service("/ephemeral", ephemeral_http::router_with_controls(registry))
         .route(
@@ -94,7 +103,8 @@ async fn main() {
             }
         })
     };
-    let producers = service.run(&stop);
+    let mut producers = service.run(&stop);
+    producers.extend(crowd.run(&stop));
 
     let started = Instant::now();
     let animate = !args.headless && std::io::stdout().is_terminal();
