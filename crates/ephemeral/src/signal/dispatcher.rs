@@ -1,10 +1,10 @@
 //! Pattern-routed async signal handlers.
 
+use crate::options::{async_handler, AsyncHandler};
 use crate::outcome::Outcome;
 use crate::pattern::Pattern;
 use crate::signal::{SignalEvent, SignalSink, Subscription};
-use crate::BoxError;
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -15,19 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-type Handler = Arc<dyn Fn(SignalEvent) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-
-/// Boxes a user handler, mapping its error into a [`BoxError`].
-fn boxed<F, Fut>(handler: F) -> Handler
-where
-    F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output: Outcome<()>> + Send + 'static,
-{
-    Arc::new(move |evt| {
-        let fut = handler(evt);
-        Box::pin(async move { fut.await.into_result() })
-    })
-}
+/// A handler, boxed into the one shape every async signal handler has.
+type Handler = AsyncHandler<SignalEvent>;
 
 /// One registration: a pattern and the handler it routes to.
 struct Rule {
@@ -279,7 +268,7 @@ impl SignalDispatcher {
     {
         let rule = Rule {
             pattern: pattern.into(),
-            handler: boxed(handler),
+            handler: async_handler(handler),
         };
         self.shared.update_rules(|rules| rules.push(rule));
     }
@@ -319,7 +308,7 @@ impl SignalDispatcher {
     {
         let new = Rule {
             pattern: pattern.into(),
-            handler: boxed(handler),
+            handler: async_handler(handler),
         };
         let mut replaced = false;
         self.shared.update_rules(|rules| {
