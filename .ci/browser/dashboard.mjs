@@ -29,7 +29,15 @@ try {
   const errors = [];
   const outside = [];
   page.on('pageerror', (e) => errors.push(`pageerror: ${e}`));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    // Failed loads are reported with their URL by the response handler below.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) {
+      errors.push(`console: ${m.text()}`);
+    }
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
   page.on('request', (r) => {
     const u = r.url();
     if (!u.startsWith(origin) && !u.startsWith('data:')) outside.push(u);
@@ -38,20 +46,20 @@ try {
   const started = Date.now();
   await page.goto(url, { waitUntil: 'domcontentloaded', timeout: 20000 });
   const read = () => page.evaluate(() => ({
-    completed: Number(document.body.dataset.completed || 0),
-    signals: Number(document.body.dataset.signals || 0),
+    completed: Number(document.documentElement.dataset.completed || 0),
+    signals: Number(document.documentElement.dataset.signals || 0),
     cards: document.querySelectorAll('[data-coordinator]').length,
-    live: document.body.dataset.live || '',
+    live: document.documentElement.dataset.live || '',
   }));
   // Data before the first event: the embedded snapshot.
   const first = await read();
   if (first.cards === 0) fail('no coordinator card rendered from the embedded snapshot');
   await page.waitForFunction(
-    (c) => Number(document.body.dataset.completed || 0) > c,
+    (c) => Number(document.documentElement.dataset.completed || 0) > c,
     first.completed, { timeout: 20000 },
   ).catch(() => fail(`completed counter did not move from ${first.completed}`));
   await page.waitForFunction(
-    () => Number(document.body.dataset.signals || 0) > 0, null, { timeout: 20000 },
+    () => Number(document.documentElement.dataset.signals || 0) > 0, null, { timeout: 20000 },
   ).catch(() => fail('no signal arrived over the event stream'));
   const later = await read();
   await page.waitForTimeout(1500);
@@ -83,7 +91,7 @@ try {
         p50_ms: pick(0.5), p95_ms: pick(0.95), p99_ms: pick(0.99), max_ms: frames[frames.length - 1],
         dom_nodes: document.getElementsByTagName('*').length,
         heap_mb: performance.memory ? performance.memory.usedJSHeapSize / 1048576 : null,
-        signals_seen: Number(document.body.dataset.signals || 0),
+        signals_seen: Number(document.documentElement.dataset.signals || 0),
         cards: document.querySelectorAll('[data-coordinator]').length,
       };
     }, seconds * 1000);

@@ -282,6 +282,7 @@ impl Service {
     async fn produce_commands(self, stop: CancellationToken) {
         let mut rng = Rng::new(2);
         let mut seq = 0u64;
+        let mut last_shed_signal: Option<Instant> = None;
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         while !stop.is_cancelled() {
             tokio::select! {
@@ -303,9 +304,14 @@ impl Service {
                 match self.commands.try_enqueue(command) {
                     Ok(_) => {}
                     Err(TryEnqueueError::KeyOverloaded(c)) => {
-                        // Her queue is full: shed, and say so (other users are not held back).
+                        // Her queue is full: shed (other users are not held back), and say so
+                        // at most every 250 ms.
                         self.shed.overloaded.fetch_add(1, Relaxed);
-                        self.sink.raise_with_key("backpressure.shed", c.user);
+                        let now = Instant::now();
+                        if last_shed_signal.is_none_or(|t| now - t >= Duration::from_millis(250)) {
+                            last_shed_signal = Some(now);
+                            self.sink.raise_with_key("backpressure.shed", c.user);
+                        }
                     }
                     Err(TryEnqueueError::Full(_)) => {
                         self.shed.overloaded.fetch_add(1, Relaxed);

@@ -97,9 +97,15 @@ async fn index(OriginalUri(uri): OriginalUri, State(state): State<AppState>) -> 
             &SignalFilter { limit: DEFAULT_SIGNALS, ..SignalFilter::default() },
         ),
     });
-    // `<` only occurs inside JSON strings, where `\u003c` means the same: no `</script>` or
-    // `<!--` can end up in the script element.
-    let initial = initial.to_string().replace('<', "\\u003c");
+    // Inside a <script>: nothing in the data may close it, open a comment, or end a line
+    // for JavaScript (U+2028/U+2029); the escapes are still the same JSON.
+    let initial = initial
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029");
     let page = DASHBOARD.replacen(PLACEHOLDER, &initial, 1);
     (
         [

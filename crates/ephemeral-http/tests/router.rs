@@ -374,12 +374,13 @@ async fn the_page_embeds_the_initial_json() {
     assert!(csp.starts_with("default-src 'self';") && csp.contains("connect-src 'self'"));
     let page = std::str::from_utf8(&body).unwrap();
     assert!(!page.contains("__EPHEMERAL_INITIAL__"));
+    let template = include_str!("../assets/dashboard.html");
     assert_eq!(
         page.matches("</script>").count(),
-        1,
+        template.matches("</script>").count(),
         "the signal cannot close the script"
     );
-    let start = page.find("const initial = ").unwrap() + "const initial = ".len();
+    let start = page.find("const INITIAL = ").unwrap() + "const INITIAL = ".len();
     let len = page[start..].find(";\n").unwrap();
     let initial: Value = serde_json::from_str(&page[start..start + len]).unwrap();
     assert_eq!(keys(&initial), ["signals", "status"]);
