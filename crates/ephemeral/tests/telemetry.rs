@@ -90,8 +90,12 @@ fn global_recorder() -> metrics_util::debugging::Snapshotter {
 /// Records spans named `ephemeral.op` with their fields, and the events inside them.
 #[derive(Clone, Default)]
 struct Spans {
-    ops: Arc<Mutex<HashMap<u64, HashMap<String, String>>>>,
-    signals_in_ops: Arc<Mutex<Vec<String>>>,
+    /// Every `ephemeral.op` span's fields, in creation order (span ids are reused once a span
+    /// closes, so they index `live` only).
+    ops: Arc<Mutex<Vec<HashMap<String, String>>>>,
+    live: Arc<Mutex<HashMap<u64, usize>>>,
+    /// (index in `ops`, signal) of each signal event inside an `ephemeral.op` span.
+    signals_in_ops: Arc<Mutex<Vec<(usize, String)>>>,
 }
 
 struct Fields<'a>(&'a mut HashMap<String, String>);
@@ -110,30 +114,51 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
         if attrs.metadata().name() == "ephemeral.op" {
             let mut fields = HashMap::new();
             attrs.record(&mut Fields(&mut fields));
-            self.ops.lock().unwrap().insert(id.into_u64(), fields);
+            let mut ops = self.ops.lock().unwrap();
+            ops.push(fields);
+            self.live
+                .lock()
+                .unwrap()
+                .insert(id.into_u64(), ops.len() - 1);
         }
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(fields) = self.ops.lock().unwrap().get_mut(&id.into_u64()) {
-            values.record(&mut Fields(fields));
+        if let Some(&at) = self.live.lock().unwrap().get(&id.into_u64()) {
+            values.record(&mut Fields(&mut self.ops.lock().unwrap()[at]));
         }
     }
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let mut fields = HashMap::new();
         event.record(&mut Fields(&mut fields));
         if let (Some(signal), Some(span)) = (fields.get("signal"), ctx.event_span(event)) {
-            if span.name() == "ephemeral.op" {
-                self.signals_in_ops.lock().unwrap().push(signal.clone());
+            if let Some(&at) = self.live.lock().unwrap().get(&span.id().into_u64()) {
+                self.signals_in_ops
+                    .lock()
+                    .unwrap()
+                    .push((at, signal.clone()));
             }
         }
     }
 }
 
+/// The test binary's global subscriber (installed once: tests run on several threads, and a
+/// thread-scoped one would race with callsites registered elsewhere).
+fn global_spans() -> Spans {
+    static SPANS: std::sync::OnceLock<Spans> = std::sync::OnceLock::new();
+    SPANS
+        .get_or_init(|| {
+            let spans = Spans::default();
+            let subscriber = tracing_subscriber::registry().with(spans.clone());
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other subscriber in this test binary");
+            spans
+        })
+        .clone()
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn each_operation_runs_in_a_span_with_its_outcome_and_signals() {
-    let spans = Spans::default();
-    let subscriber = tracing_subscriber::registry().with(spans.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let spans = global_spans();
     let c = WorkCoordinator::new(
         |n: u32, op: Operation| async move {
             op.emit("seen");
@@ -150,11 +175,23 @@ async fn each_operation_runs_in_a_span_with_its_outcome_and_signals() {
     c.complete();
     c.drain().await;
     let ops = spans.ops.lock().unwrap();
-    assert_eq!(ops.len(), 2);
+    let mine: HashMap<usize, &HashMap<String, String>> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f["coordinator"] == "spans")
+        .collect();
+    assert_eq!(mine.len(), 2);
     let by_id: HashMap<String, &HashMap<String, String>> =
-        ops.values().map(|f| (f["id"].clone(), f)).collect();
+        mine.values().map(|f| (f["id"].clone(), *f)).collect();
     assert_eq!(by_id[&ok.to_string()]["outcome"], "completed");
     assert_eq!(by_id[&bad.to_string()]["outcome"], "failed");
-    assert!(by_id.values().all(|f| f["coordinator"] == "spans"));
-    assert_eq!(*spans.signals_in_ops.lock().unwrap(), ["seen", "seen"]);
+    let signals: Vec<String> = spans
+        .signals_in_ops
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(span, _)| mine.contains_key(span))
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(signals, ["seen", "seen"]);
 }
