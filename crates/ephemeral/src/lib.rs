@@ -82,7 +82,8 @@
 //!
 //! * `serde`: `Serialize` for snapshots, events and stats.
 //! * `metrics`: counters (`ephemeral_enqueued_total`, `ephemeral_finished_total` by outcome,
-//!   `ephemeral_cancelled_total`, `ephemeral_signals_total` by signal name) and a histogram
+//!   `ephemeral_cancelled_total`, `ephemeral_signals_total` by signal name), gauges
+//!   (`ephemeral_pending`, `ephemeral_active`, `ephemeral_max_concurrency`) and a histogram
 //!   (`ephemeral_operation_duration_seconds`) through the [`metrics`](https://docs.rs/metrics)
 //!   facade, labelled by coordinator name (never ids or keys). The library never installs a
 //!   recorder: install yours before building coordinators.

@@ -22,6 +22,9 @@ struct Metrics {
     failed: metrics::Counter,
     cancelled: metrics::Counter,
     duration: metrics::Histogram,
+    pending: metrics::Gauge,
+    active: metrics::Gauge,
+    limit: metrics::Gauge,
 }
 
 /// What a coordinator exports.
@@ -49,8 +52,13 @@ impl Telemetry {
                     "outcome" => outcome
                 )
             };
+            let g =
+                |metric: &'static str| metrics::gauge!(metric, "coordinator" => name.to_string());
             Telemetry {
                 metrics: Metrics {
+                    pending: g("ephemeral_pending"),
+                    active: g("ephemeral_active"),
+                    limit: g("ephemeral_max_concurrency"),
                     enqueued: c("ephemeral_enqueued_total"),
                     completed: outcome("completed"),
                     failed: outcome("failed"),
@@ -67,19 +75,50 @@ impl Telemetry {
         Telemetry {}
     }
 
-    /// An item was accepted.
+    /// An item was accepted into the queue.
     #[inline]
     pub(crate) fn accepted(&self) {
         #[cfg(feature = "metrics")]
-        self.metrics.enqueued.increment(1);
+        {
+            self.metrics.enqueued.increment(1);
+            self.metrics.pending.increment(1.0);
+        }
     }
 
-    /// Items were dropped before starting.
+    /// A source's item was refused: counted as accepted and cancelled (it never queued).
+    #[inline]
+    pub(crate) fn accepted_cancelled(&self) {
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.enqueued.increment(1);
+            self.metrics.cancelled.increment(1);
+        }
+    }
+
+    /// A worker took a queued item, to start it (`started: true`) or to drop it unstarted.
     #[inline]
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn cancelled(&self, n: u64) {
+    pub(crate) fn taken(&self, started: bool) {
         #[cfg(feature = "metrics")]
-        self.metrics.cancelled.increment(n);
+        {
+            self.metrics.pending.decrement(1.0);
+            if started {
+                self.metrics.active.increment(1.0);
+            } else {
+                self.metrics.cancelled.increment(1);
+            }
+        }
+    }
+
+    /// Queued items were dropped by a cancel.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn dropped(&self, n: u64) {
+        #[cfg(feature = "metrics")]
+        {
+            self.metrics.pending.decrement(n as f64);
+            self.metrics.cancelled.increment(n);
+        }
     }
 
     /// An operation finished after `ran`.
@@ -88,6 +127,7 @@ impl Telemetry {
     pub(crate) fn finished(&self, ok: bool, ran: Duration) {
         #[cfg(feature = "metrics")]
         {
+            self.metrics.active.decrement(1.0);
             if ok {
                 self.metrics.completed.increment(1);
             } else {
@@ -95,6 +135,14 @@ impl Telemetry {
             }
             self.metrics.duration.record(ran.as_secs_f64());
         }
+    }
+
+    /// The concurrency limit is now `n`.
+    #[inline]
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    pub(crate) fn limit(&self, n: usize) {
+        #[cfg(feature = "metrics")]
+        self.metrics.limit.set(n as f64);
     }
 
     /// An operation emitted `signal` (one counter per signal name: names are few, by design).
@@ -119,7 +167,7 @@ impl Telemetry {
 /// ```
 #[cfg(feature = "metrics")]
 pub fn describe_metrics() {
-    use metrics::{describe_counter, describe_histogram, Unit};
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(
         "ephemeral_enqueued_total",
         "Items accepted by the coordinator"
@@ -141,4 +189,7 @@ pub fn describe_metrics() {
         Unit::Seconds,
         "How long operation bodies ran"
     );
+    describe_gauge!("ephemeral_pending", "Items waiting to start");
+    describe_gauge!("ephemeral_active", "Bodies running now");
+    describe_gauge!("ephemeral_max_concurrency", "The concurrency limit");
 }

@@ -24,7 +24,7 @@ async fn counters_and_the_duration_histogram_follow_the_work() {
                 }
                 Ok(())
             },
-            Options::default().name("fetcher"),
+            Options::default().name("fetcher").max_concurrency(3),
         )
     };
     for n in 0..20 {
@@ -33,6 +33,7 @@ async fn counters_and_the_duration_histogram_follow_the_work() {
     c.complete();
     c.drain().await;
     let mut found: HashMap<String, u64> = HashMap::new();
+    let mut gauges: HashMap<String, f64> = HashMap::new();
     let mut durations = 0;
     for (key, _, _, value) in snapshotter.snapshot().into_vec() {
         let (_, key) = key.into_parts();
@@ -52,7 +53,9 @@ async fn counters_and_the_duration_histogram_follow_the_work() {
                 found.insert(name, v);
             }
             DebugValue::Histogram(values) => durations += values.len(),
-            DebugValue::Gauge(_) => {}
+            DebugValue::Gauge(v) => {
+                gauges.insert(name, v.into_inner());
+            }
         }
     }
     assert_eq!(found["ephemeral_enqueued_total{coordinator=fetcher}"], 20);
@@ -69,6 +72,12 @@ async fn counters_and_the_duration_histogram_follow_the_work() {
         5
     );
     assert_eq!(durations, 20);
+    assert_eq!(gauges["ephemeral_pending{coordinator=fetcher}"], 0.0);
+    assert_eq!(gauges["ephemeral_active{coordinator=fetcher}"], 0.0);
+    assert_eq!(
+        gauges["ephemeral_max_concurrency{coordinator=fetcher}"],
+        3.0
+    );
 }
 
 /// The test binary's global recorder (installed once).

@@ -36,7 +36,7 @@ where
         let mut items = Vec::new();
         self.intake.drain_into(&mut items);
         self.cancelled_items.fetch_add(items.len() as u64, SeqCst);
-        self.hub.telemetry.cancelled(items.len() as u64);
+        self.hub.telemetry.dropped(items.len() as u64);
         if self.replies.owed() {
             for (id, _) in &items {
                 self.replies.forget(*id);
@@ -73,6 +73,7 @@ where
             return Err(crate::ConcurrencyError::Zero);
         }
         let old = self.limit.swap(n, SeqCst);
+        self.hub.telemetry.limit(n);
         if n > old {
             // Growing: start the chain of wakes.
             self.wake_one();

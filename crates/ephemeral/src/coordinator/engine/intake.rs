@@ -239,8 +239,7 @@ where
         drop(item);
         self.cancelled_items.fetch_add(1, SeqCst);
         self.producer.enqueued.fetch_add(1, SeqCst);
-        self.hub.telemetry.accepted();
-        self.hub.telemetry.cancelled(1);
+        self.hub.telemetry.accepted_cancelled();
     }
 }
 

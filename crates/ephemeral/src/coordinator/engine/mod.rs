@@ -247,6 +247,7 @@ where
             None => CancellationToken::new(),
         };
         let hub = Arc::new(Hub::new(&options, token));
+        hub.telemetry.limit(options.max_concurrency);
         let body = Arc::new(body);
         let spawn_rt = runtime.clone();
         let spawn: SpawnFn<T, I, R> = Box::new(move |shared, slot| {

@@ -205,11 +205,12 @@ where
                 Taken::Discarded(id, item) => {
                     // A cancel-on signal is present: queued items are not started.
                     self.cancelled_items.fetch_add(1, SeqCst);
-                    self.hub.telemetry.cancelled(1);
+                    self.hub.telemetry.taken(false);
                     self.replies.forget(id);
                     drop(item);
                 }
                 Taken::Run(job, label) => {
+                    self.hub.telemetry.taken(true);
                     if overrun {
                         self.defer_timeouts.fetch_add(1, SeqCst);
                     }
