@@ -62,6 +62,25 @@ try {
     () => Number(document.documentElement.dataset.signals || 0) > 0, null, { timeout: 20000 },
   ).catch(() => fail('no signal arrived over the event stream'));
   const later = await read();
+
+  // The controls (the demo turns them on): pause a coordinator from its card, then resume it.
+  const card = page.locator('[data-coordinator="emails"]');
+  if (await card.count()) {
+    const paused = () => page.evaluate(async () => {
+      const r = await fetch('api/status');
+      const doc = await r.json();
+      return doc.coordinators.find((c) => c.name === 'emails').paused;
+    });
+    await card.getByRole('button', { name: 'Pause' }).click();
+    await page.waitForFunction(async () => {
+      const doc = await (await fetch('api/status')).json();
+      return doc.coordinators.find((c) => c.name === 'emails').paused;
+    }, null, { timeout: 10000, polling: 200 }).catch(() => fail('Pause on a card did not pause'));
+    await card.getByRole('button', { name: 'Resume' }).click({ timeout: 5000 })
+      .catch(() => fail('a paused card offers no Resume button'));
+    await page.waitForTimeout(500);
+    if (await paused()) fail('Resume on a card did not resume');
+  }
   await page.waitForTimeout(1500);
   await page.screenshot({ path: `${out}/dashboard.png`, fullPage: true });
   await page.emulateMedia({ colorScheme: 'dark' });
