@@ -73,12 +73,13 @@
 //! # Metrics
 //!
 //! `GET metrics` renders, per coordinator (label `coordinator`, the registered name), the
-//! counters `ephemeral_enqueued_total`, `ephemeral_completed_total`, `ephemeral_failed_total`
-//! and `ephemeral_cancelled_total` and the gauges `ephemeral_pending`, `ephemeral_active`,
+//! counters `ephemeral_enqueued_total`, `ephemeral_finished_total` (label `outcome`:
+//! `completed` or `failed`) and `ephemeral_cancelled_total` and the gauges `ephemeral_pending`, `ephemeral_active`,
 //! `ephemeral_max_concurrency` and `ephemeral_deferred`; per sink (label `sink`),
 //! `ephemeral_sink_signals`. They go through a `metrics-exporter-prometheus` recorder that
 //! each router owns and sets at each scrape: nothing is installed as the global recorder, so
-//! your own recorder, if any, is left alone. Labels never carry ids or keys.
+//! your own recorder, if any, is left alone. Labels never carry ids or keys. The names match
+//! what the core's `metrics` feature records into your own recorder.
 //!
 //! # Authentication
 //!

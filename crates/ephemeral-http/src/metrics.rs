@@ -16,14 +16,9 @@ impl Metrics {
         metrics::with_local_recorder(&recorder, || {
             describe_counter!("ephemeral_enqueued_total", Unit::Count, "Items accepted.");
             describe_counter!(
-                "ephemeral_completed_total",
+                "ephemeral_finished_total",
                 Unit::Count,
-                "Bodies that returned Ok."
-            );
-            describe_counter!(
-                "ephemeral_failed_total",
-                Unit::Count,
-                "Bodies that returned Err or panicked."
+                "Operations finished, by outcome: completed (Ok) or failed (Err or panic)."
             );
             describe_counter!(
                 "ephemeral_cancelled_total",
@@ -58,8 +53,14 @@ impl Metrics {
                 let s = c.stats();
                 let label = [("coordinator", name.to_string())];
                 counter!("ephemeral_enqueued_total", &label).absolute(s.enqueued);
-                counter!("ephemeral_completed_total", &label).absolute(s.completed);
-                counter!("ephemeral_failed_total", &label).absolute(s.failed);
+                let finished = |outcome: &'static str| {
+                    [
+                        ("coordinator", name.to_string()),
+                        ("outcome", outcome.to_string()),
+                    ]
+                };
+                counter!("ephemeral_finished_total", &finished("completed")).absolute(s.completed);
+                counter!("ephemeral_finished_total", &finished("failed")).absolute(s.failed);
                 counter!("ephemeral_cancelled_total", &label).absolute(s.cancelled);
                 gauge!("ephemeral_pending", &label).set(s.pending as f64);
                 gauge!("ephemeral_active", &label).set(s.active as f64);

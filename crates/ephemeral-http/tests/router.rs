@@ -509,11 +509,11 @@ async fn metrics_are_prometheus_text() {
     assert_eq!(headers[header::CONTENT_TYPE], "text/plain; version=0.0.4");
     let text = std::str::from_utf8(&body).unwrap();
     assert!(
-        text.contains("ephemeral_completed_total{coordinator=\"work\"} 2\n"),
+        text.contains("ephemeral_finished_total{coordinator=\"work\",outcome=\"completed\"} 2\n"),
         "{text}"
     );
     assert!(
-        text.contains("ephemeral_failed_total{coordinator=\"work\"} 1\n"),
+        text.contains("ephemeral_finished_total{coordinator=\"work\",outcome=\"failed\"} 1\n"),
         "{text}"
     );
     assert!(
@@ -528,9 +528,9 @@ async fn metrics_are_prometheus_text() {
         text.contains("ephemeral_sink_signals{sink=\"alerts\"} 2\n"),
         "{text}"
     );
-    assert!(text.contains("# HELP ephemeral_completed_total"), "{text}");
+    assert!(text.contains("# HELP ephemeral_finished_total"), "{text}");
     assert!(
-        text.contains("# TYPE ephemeral_completed_total counter"),
+        text.contains("# TYPE ephemeral_finished_total counter"),
         "{text}"
     );
     assert!(!text.contains("user-7"), "no keys in labels");
