@@ -17,6 +17,9 @@
 //! | per-entity ordering (user commands, tenant jobs) | [`KeyedWorkCoordinator`] |
 //! | keep one hot key from filling the queue | [`Options::max_pending_per_key`] |
 //! | capture results alongside metadata | [`ResultCoordinator`] |
+//! | await one item's outcome (like a `JoinHandle`) | [`WorkCoordinator::enqueue_with_handle`] → [`Completion`] |
+//! | tell which item an operation was, without keeping items | [`Operation::set_label`] → [`OperationSnapshot::label`] |
+//! | hold coordinators of different types side by side (dashboards, control loops) | [`AnyCoordinator`] |
 //! | several coordinators with named configurations | [`CoordinatorFactory`] / [`KeyedCoordinatorFactory`] |
 //! | back off while a server says "too many requests" | [`Options::defer_on_signals`] + [`Operation::emit_for`] (or [`Options::signal_ttl`]) |
 //! | refuse new work while a signal is present | [`Options::cancel_on_signals`] |
