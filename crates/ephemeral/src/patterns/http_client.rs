@@ -6,12 +6,18 @@ use crate::Operation;
 /// on an [`Operation`], so a coordinator's window, sink and `on_signal` handlers follow
 /// every download (cargo feature `http-client`).
 ///
-/// ```no_run
+/// ```
 /// use ephemeral::patterns::SignalingHttpClient;
 /// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
 ///
 /// #[tokio::main(flavor = "current_thread")]
 /// async fn main() {
+///     // A local server to download from.
+///     let app = axum::Router::new().route("/file", axum::routing::get(|| async { "x".repeat(1000) }));
+///     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+///     let url = format!("http://{}/file", listener.local_addr().unwrap());
+///     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+///
 ///     let client = SignalingHttpClient::new(reqwest::Client::new());
 ///     let downloads = WorkCoordinator::new(
 ///         move |url: String, op: Operation| {
@@ -23,12 +29,13 @@ use crate::Operation;
 ///                 Ok::<_, reqwest::Error>(())
 ///             }
 ///         },
-///         Options::default().on_signal(|e| println!("{}", e.signal())),
+///         Options::default().on_signal(|e| println!("signal {}", e.signal())),
 ///     );
-///     downloads.enqueue("http://127.0.0.1:8080/file".to_string()).await.unwrap();
+///     downloads.enqueue(url).await.unwrap();
 ///     downloads.complete();
 ///     downloads.drain().await;
-///     println!("failed downloads: {}", downloads.count_signals("stage.failed"));
+///     assert!(downloads.has_signal("stage.completed"));
+///     assert_eq!(downloads.count_signals("stage.failed"), 0);
 /// }
 /// ```
 #[derive(Clone, Debug)]

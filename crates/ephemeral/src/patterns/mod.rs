@@ -19,4 +19,5 @@ pub use adaptive_rate::{parse_retry_after, AdaptiveRate};
 pub use controlled_fan_out::ControlledFanOut;
 pub use fan_out::{FanOutConfig, ReactiveFanOut};
 #[cfg(feature = "http-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http-client")))]
 pub use http_client::SignalingHttpClient;
