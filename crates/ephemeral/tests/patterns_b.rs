@@ -375,3 +375,37 @@ async fn controlled_fan_out_keeps_the_per_key_and_global_caps() {
     assert_eq!(g.max_global, 5, "global cap reached and never exceeded");
     assert!(fan.coordinator().is_completed());
 }
+
+mod parse_retry_after_prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_u64_in_any_case_with_any_padding_parses(
+            n: u64,
+            prefix in "[a-z.-]{0,12}",
+            unit in "(ms|MS|mS|Ms)",
+            left in "[ \t]{0,3}",
+            right in "[ \t]{0,3}",
+        ) {
+            let signal = format!("{prefix}:{left}{n}{unit}{right}");
+            prop_assert_eq!(parse_retry_after(&signal), Some(Duration::from_millis(n)));
+        }
+
+        #[test]
+        fn negative_or_unitless_numbers_do_not_parse(n in 1u64..) {
+            let negative = format!("rate-limit:-{n}ms");
+            let unitless = format!("rate-limit:{n}");
+            let seconds = format!("rate-limit:{n}s");
+            prop_assert_eq!(parse_retry_after(&negative), None);
+            prop_assert_eq!(parse_retry_after(&unitless), None);
+            prop_assert_eq!(parse_retry_after(&seconds), None);
+        }
+
+        #[test]
+        fn never_panics(s in "\\PC{0,24}") {
+            let _ = parse_retry_after(&s);
+        }
+    }
+}
