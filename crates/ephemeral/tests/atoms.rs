@@ -238,6 +238,7 @@ async fn signal_aware_defer_holds_starts_until_the_signal_ages_out() {
 // ----- BatchingAtom -----------------------------------------------------------------------------
 
 type Batches = Arc<Mutex<Vec<Vec<u32>>>>;
+type Timed = Arc<Mutex<Vec<(Instant, Vec<u32>)>>>;
 
 fn recording(max: usize, interval: Duration) -> (BatchingAtom<u32>, Batches) {
     let log: Batches = Arc::default();
@@ -266,7 +267,7 @@ async fn batching_delivers_full_batches_by_size() {
 
 #[tokio::test(start_paused = true)]
 async fn batching_delivers_a_batch_when_its_oldest_item_waited_the_interval() {
-    let delivered: Arc<Mutex<Vec<(Instant, Vec<u32>)>>> = Arc::default();
+    let delivered: Timed = Arc::default();
     let d = delivered.clone();
     let atom = BatchingAtom::new(100, Duration::from_millis(500), move |batch: Vec<u32>| {
         d.lock().unwrap().push((Instant::now(), batch));
@@ -494,14 +495,17 @@ async fn batching_dropping_the_last_handle_delivers_the_rest() {
 
 // ----- RetryAtom --------------------------------------------------------------------------------
 
+type Calls = Arc<Mutex<Vec<Instant>>>;
+type Attempt = std::future::Ready<Result<(), String>>;
+
 /// A body failing until attempt `succeed_on` (never if 0), logging each call's time.
 fn flaky(
     succeed_on: u32,
 ) -> (
-    impl Fn(u32, Operation) -> std::future::Ready<Result<(), String>> + Send + Sync + 'static,
-    Arc<Mutex<Vec<Instant>>>,
+    impl Fn(u32, Operation) -> Attempt + Send + Sync + 'static,
+    Calls,
 ) {
-    let calls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let calls: Calls = Arc::default();
     let c = calls.clone();
     let body = move |_item: u32, _op: Operation| {
         let mut calls = c.lock().unwrap();
