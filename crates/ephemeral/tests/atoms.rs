@@ -475,7 +475,10 @@ async fn batching_add_waits_for_room_when_the_handler_falls_behind() {
             Err(_) => break,
         }
     }
-    assert!(added <= 8, "{added} items held, bound is 8");
+    assert_eq!(
+        added, 8,
+        "4 × max_batch_size items are held, then add waits"
+    );
     assert_eq!(atom.stats().buffered, added);
     gate.add_permits(100);
     atom.close().await;

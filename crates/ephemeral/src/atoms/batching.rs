@@ -29,6 +29,7 @@ use tokio::time::Instant;
 /// }
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct BatchStats {
     /// Batches handled (the handler returned, failed or panicked).
