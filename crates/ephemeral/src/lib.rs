@@ -147,6 +147,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod atoms;
 mod clock;
 mod coordinator;
 mod id;

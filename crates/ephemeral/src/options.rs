@@ -435,6 +435,17 @@ impl Options {
         self.signals.as_ref()
     }
 
+    /// Appends gate patterns to `cancel_on_signals` / `defer_on_signals` (for the atoms).
+    pub(crate) fn extend_signal_gates(
+        mut self,
+        cancel_on: Vec<String>,
+        defer_on: Vec<String>,
+    ) -> Self {
+        self.cancel_on_signals.extend(cancel_on);
+        self.defer_on_signals.extend(defer_on);
+        self
+    }
+
     /// The configured name, if any.
     #[must_use]
     pub fn get_name(&self) -> Option<&str> {
