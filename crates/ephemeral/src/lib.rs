@@ -153,6 +153,7 @@ mod operation;
 mod options;
 mod outcome;
 pub mod pattern;
+pub mod patterns;
 mod signal;
 mod telemetry;
 mod time;
