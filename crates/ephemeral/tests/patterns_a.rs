@@ -124,7 +124,12 @@ async fn watcher_exactly_once_under_concurrent_raises() {
         assert_eq!(raised.len(), expected);
         let counts = counts.lock().unwrap();
         for evt in &raised {
-            assert_eq!(counts.get(evt), Some(&1), "{evt:?} reported {:?} times", counts.get(evt));
+            assert_eq!(
+                counts.get(evt),
+                Some(&1),
+                "{evt:?} reported {:?} times",
+                counts.get(evt)
+            );
         }
         assert_eq!(counts.len(), expected, "nothing else reported");
         assert_eq!(watcher.matched(), expected as u64);
@@ -133,7 +138,11 @@ async fn watcher_exactly_once_under_concurrent_raises() {
         for evt in order.lock().unwrap().iter() {
             let seq: i64 = evt.key().unwrap().parse().unwrap();
             let prev = last.insert(evt.signal().to_string(), seq).unwrap_or(-1);
-            assert!(seq > prev, "{} out of order: {seq} after {prev}", evt.signal());
+            assert!(
+                seq > prev,
+                "{} out of order: {seq} after {prev}",
+                evt.signal()
+            );
         }
     }
 }
@@ -174,7 +183,11 @@ async fn watcher_stop_and_drop_stop_it() {
 
     let (seen, on_match) = recorder();
     let watcher = SignalLogWatcher::new(&sink, "m", on_match);
-    assert_eq!(seen.lock().unwrap().len(), 2, "both m events are in the sink");
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "both m events are in the sink"
+    );
     let clone = watcher.clone();
     drop(watcher);
     sink.raise("m"); // a clone still lives
@@ -328,7 +341,16 @@ async fn dynamic_scales_up_then_down_after_a_newer_low() {
     let got: Vec<(usize, usize)> = changes.lock().unwrap().iter().map(|c| (c.0, c.1)).collect();
     assert_eq!(
         got,
-        [(1, 2), (2, 4), (4, 8), (8, 16), (16, 8), (8, 4), (4, 2), (2, 1)]
+        [
+            (1, 2),
+            (2, 4),
+            (4, 8),
+            (8, 16),
+            (16, 8),
+            (8, 4),
+            (4, 2),
+            (2, 1)
+        ]
     );
     assert_hysteresis(&changes);
     assert_eq!(scaler.adjustments(), 8);
@@ -385,7 +407,11 @@ async fn dynamic_stops_on_stop_and_on_drop() {
     assert_eq!(coordinator.max_concurrency(), 4, "a clone keeps it running");
     drop(clone);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(coordinator.max_concurrency(), 4, "dropping the last handle stops it");
+    assert_eq!(
+        coordinator.max_concurrency(),
+        4,
+        "dropping the last handle stops it"
+    );
     assert_eq!(changes.lock().unwrap().len(), 2);
 
     changes.lock().unwrap().clear();
@@ -433,7 +459,11 @@ async fn backpressure_holds_while_present_and_releases_within_one_interval() {
     }
     // Far longer than the default 10 attempts × 100 ms: the attempts do not run out.
     tokio::time::sleep(Duration::from_secs(30)).await;
-    assert_eq!(ran.load(Ordering::SeqCst), 0, "held while backpressure.x is there");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        0,
+        "held while backpressure.x is there"
+    );
     assert!(coordinator.stats().deferred > 0);
     assert_eq!(coordinator.stats().defer_timeouts, 0);
 
@@ -443,7 +473,11 @@ async fn backpressure_holds_while_present_and_releases_within_one_interval() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(ran.load(Ordering::SeqCst), 5, "released within one check interval");
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        5,
+        "released within one check interval"
+    );
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -31,24 +31,24 @@ pub(super) fn recent_ages(sink: &SignalSink, pattern: &Pattern, window: Duration
 /// sink.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::SignalAnomalyDetector;
 /// use ephemeral::SignalSink;
 /// use std::time::Duration;
 ///
-/// let sink = SignalSink::default();
-/// let detector = SignalAnomalyDetector::new(&sink, "error.*", 3, Duration::from_secs(10));
-/// for _ in 0..3 {
-///     sink.raise("error.timeout");
-/// }
-/// assert_eq!(detector.count(), 3);
-/// assert!(detector.is_anomalous());
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     let detector = SignalAnomalyDetector::new(&sink, "error.*", 3, Duration::from_secs(10));
+///     for _ in 0..3 {
+///         sink.raise("error.timeout");
+///     }
+///     assert_eq!(detector.count(), 3);
+///     assert!(detector.is_anomalous());
 ///
-/// tokio::time::advance(Duration::from_secs(10)).await;
-/// assert_eq!(detector.count(), 0); // aged out of the window
-/// assert!(!detector.is_anomalous());
-/// # }
+///     tokio::time::advance(Duration::from_secs(10)).await;
+///     assert_eq!(detector.count(), 0); // aged out of the window
+///     assert!(!detector.is_anomalous());
+/// }
 /// ```
 #[derive(Clone)]
 pub struct SignalAnomalyDetector {
@@ -61,6 +61,20 @@ pub struct SignalAnomalyDetector {
 impl SignalAnomalyDetector {
     /// A detector over `sink`'s events matching `pattern`: anomalous when at least `threshold`
     /// were raised within the last `window`.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalAnomalyDetector;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let detector = SignalAnomalyDetector::new(&sink, "http.error.5*", 10, Duration::from_secs(1));
+    ///     println!("{detector:?}");
+    ///     assert_eq!(detector.count(), 0);
+    /// }
+    /// ```
     #[must_use]
     pub fn new(
         sink: &SignalSink,
@@ -78,27 +92,50 @@ impl SignalAnomalyDetector {
 
     /// How many of the sink's events match the pattern and were raised within the last
     /// `window`.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalAnomalyDetector;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let detector = SignalAnomalyDetector::new(&sink, "login.failed", 5, Duration::from_secs(60));
+    ///     sink.raise("login.failed");
+    ///     tokio::time::advance(Duration::from_secs(30)).await;
+    ///     sink.raise("login.failed");
+    ///     sink.raise("login.ok");
+    ///     assert_eq!(detector.count(), 2);
+    ///     tokio::time::advance(Duration::from_secs(30)).await;
+    ///     assert_eq!(detector.count(), 1); // the first is 60 s old
+    /// }
+    /// ```
     #[must_use]
     pub fn count(&self) -> usize {
         recent_ages(&self.sink, &self.pattern, self.window).len()
     }
 
     /// Whether [`count`](Self::count) has reached the threshold.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalAnomalyDetector;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let detector = SignalAnomalyDetector::new(&sink, "oom.*", 2, Duration::from_secs(5));
+    ///     sink.raise("oom.worker");
+    ///     assert!(!detector.is_anomalous());
+    ///     sink.raise("oom.worker");
+    ///     assert!(detector.is_anomalous());
+    /// }
+    /// ```
     #[must_use]
     pub fn is_anomalous(&self) -> bool {
         self.count() >= self.threshold
-    }
-
-    /// The threshold it was made with.
-    #[must_use]
-    pub fn threshold(&self) -> usize {
-        self.threshold
-    }
-
-    /// The window it was made with.
-    #[must_use]
-    pub fn window(&self) -> Duration {
-        self.window
     }
 }
 

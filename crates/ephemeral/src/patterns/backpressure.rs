@@ -27,29 +27,29 @@ const BACKPRESSURE: &str = "backpressure.*";
 /// Outside a tokio runtime, or for invalid options (as [`WorkCoordinator::new`]).
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::signal_driven_backpressure;
 /// use ephemeral::{Options, SignalSink};
 /// use std::time::Duration;
 ///
-/// let sink = SignalSink::default();
-/// sink.raise("backpressure.db");
-/// let writer = signal_driven_backpressure(
-///     |row: u32, _op| async move { println!("wrote {row}") },
-///     &sink,
-///     Options::default().max_concurrency(2),
-/// );
-/// for row in 0..4 {
-///     writer.enqueue(row).await.unwrap();
-/// }
-/// tokio::time::sleep(Duration::from_secs(5)).await;
-/// assert_eq!(writer.total_completed(), 0); // held while the signal is there
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     sink.raise("backpressure.db");
+///     let writer = signal_driven_backpressure(
+///         |row: u32, _op| async move { println!("wrote {row}") },
+///         &sink,
+///         Options::default().max_concurrency(2),
+///     );
+///     for row in 0..4 {
+///         writer.enqueue(row).await.unwrap();
+///     }
+///     tokio::time::sleep(Duration::from_secs(5)).await;
+///     assert_eq!(writer.total_completed(), 0); // held while the signal is there
 ///
-/// sink.clear();
-/// tokio::time::sleep(Duration::from_millis(100)).await; // one check interval
-/// assert_eq!(writer.total_completed(), 4);
-/// # }
+///     sink.clear();
+///     tokio::time::sleep(Duration::from_millis(100)).await; // one check interval
+///     assert_eq!(writer.total_completed(), 4);
+/// }
 /// ```
 pub fn signal_driven_backpressure<T, F, Fut>(
     body: F,

@@ -16,27 +16,27 @@ use std::time::Duration;
 /// error carrying that wait. Cloning gives another breaker over the same sink.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::CircuitBreaker;
 /// use ephemeral::SignalSink;
 /// use std::time::Duration;
 ///
-/// let sink = SignalSink::default();
-/// let breaker = CircuitBreaker::new(&sink, "api.failed", 2, Duration::from_secs(30));
-/// sink.raise("api.failed");
-/// assert!(breaker.check().is_ok());
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     let breaker = CircuitBreaker::new(&sink, "api.failed", 2, Duration::from_secs(30));
+///     sink.raise("api.failed");
+///     assert!(breaker.check().is_ok());
 ///
-/// tokio::time::advance(Duration::from_secs(10)).await;
-/// sink.raise("api.failed");
-/// let open = breaker.check().unwrap_err();
-/// // The first failure leaves the window in 20 s, and one failure is below the threshold.
-/// assert_eq!(open.retry_after(), Duration::from_secs(20));
-/// println!("{open}");
+///     tokio::time::advance(Duration::from_secs(10)).await;
+///     sink.raise("api.failed");
+///     let open = breaker.check().unwrap_err();
+///     // The first failure leaves the window in 20 s, and one failure is below the threshold.
+///     assert_eq!(open.retry_after(), Duration::from_secs(20));
+///     println!("{open}");
 ///
-/// tokio::time::advance(open.retry_after()).await;
-/// assert!(!breaker.is_open());
-/// # }
+///     tokio::time::advance(open.retry_after()).await;
+///     assert!(!breaker.is_open());
+/// }
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
@@ -53,6 +53,20 @@ impl CircuitBreaker {
     /// # Panics
     ///
     /// If `threshold` is 0 (the breaker could never close).
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     println!("{breaker:?}");
+    ///     assert!(!breaker.is_open());
+    /// }
+    /// ```
     #[must_use]
     pub fn new(
         sink: &SignalSink,
@@ -73,12 +87,45 @@ impl CircuitBreaker {
     }
 
     /// How many failure events were raised within the last `window`.
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     sink.raise("payment.failed");
+    ///     tokio::time::advance(Duration::from_secs(10)).await;
+    ///     sink.raise("payment.failed");
+    ///     assert_eq!(breaker.failure_count(), 1); // the first one left the window
+    /// }
+    /// ```
     #[must_use]
     pub fn failure_count(&self) -> usize {
         recent_ages(&self.sink, &self.pattern, self.window).len()
     }
 
     /// Whether [`failure_count`](Self::failure_count) has reached the threshold.
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     sink.raise("payment.failed");
+    ///     sink.raise("payment.failed");
+    ///     assert!(breaker.is_open());
+    ///     tokio::time::advance(Duration::from_secs(10)).await;
+    ///     assert!(!breaker.is_open());
+    /// }
+    /// ```
     #[must_use]
     pub fn is_open(&self) -> bool {
         self.failure_count() >= self.threshold
@@ -86,6 +133,25 @@ impl CircuitBreaker {
 
     /// `None` when closed; else how long until enough failures have aged out of the window for
     /// it to close, if no new failure arrives.
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     assert_eq!(breaker.time_until_close(), None);
+    ///     sink.raise("payment.failed");
+    ///     tokio::time::advance(Duration::from_secs(3)).await;
+    ///     sink.raise("payment.failed");
+    ///     sink.raise("payment.failed");
+    ///     // Three failures, two of them raised now: it closes when those two leave.
+    ///     assert_eq!(breaker.time_until_close(), Some(Duration::from_secs(10)));
+    /// }
+    /// ```
     #[must_use]
     pub fn time_until_close(&self) -> Option<Duration> {
         let mut ages = recent_ages(&self.sink, &self.pattern, self.window);
@@ -103,6 +169,24 @@ impl CircuitBreaker {
     ///
     /// [`CircuitOpen`] while open, with [`time_until_close`](Self::time_until_close) as its
     /// [`retry_after`](CircuitOpen::retry_after).
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     sink.raise("payment.failed");
+    ///     sink.raise("payment.failed");
+    ///     match breaker.check() {
+    ///         Ok(()) => unreachable!(),
+    ///         Err(open) => assert_eq!(open.retry_after(), Duration::from_secs(10)),
+    ///     }
+    /// }
+    /// ```
     pub fn check(&self) -> Result<(), CircuitOpen> {
         match self.time_until_close() {
             None => Ok(()),
@@ -124,20 +208,20 @@ impl fmt::Debug for CircuitBreaker {
 /// The error of [`CircuitBreaker::check`] while the circuit is open.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::{CircuitBreaker, CircuitOpen};
 /// use ephemeral::SignalSink;
 /// use std::time::Duration;
 ///
-/// let sink = SignalSink::default();
-/// let breaker = CircuitBreaker::new(&sink, "db.*", 1, Duration::from_secs(5));
-/// sink.raise("db.timeout");
-/// let err: CircuitOpen = breaker.check().unwrap_err();
-/// assert_eq!(err.retry_after(), Duration::from_secs(5));
-/// let boxed: ephemeral::BoxError = err.into(); // a std error
-/// assert!(boxed.to_string().contains("circuit open"));
-/// # }
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     let breaker = CircuitBreaker::new(&sink, "db.*", 1, Duration::from_secs(5));
+///     sink.raise("db.timeout");
+///     let err: CircuitOpen = breaker.check().unwrap_err();
+///     assert_eq!(err.retry_after(), Duration::from_secs(5));
+///     let boxed: ephemeral::BoxError = err.into(); // a std error
+///     assert!(boxed.to_string().contains("circuit open"));
+/// }
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CircuitOpen {
@@ -146,6 +230,23 @@ pub struct CircuitOpen {
 
 impl CircuitOpen {
     /// How long until the circuit closes if no new failure arrives.
+    ///
+    /// ```
+    /// use ephemeral::patterns::CircuitBreaker;
+    /// use ephemeral::SignalSink;
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let breaker = CircuitBreaker::new(&sink, "payment.failed", 2, Duration::from_secs(10));
+    ///     sink.raise("payment.failed");
+    ///     tokio::time::advance(Duration::from_secs(4)).await;
+    ///     sink.raise("payment.failed");
+    ///     let open = breaker.check().unwrap_err();
+    ///     assert_eq!(open.retry_after(), Duration::from_secs(6));
+    /// }
+    /// ```
     #[must_use]
     pub fn retry_after(&self) -> Duration {
         self.retry_after

@@ -56,6 +56,13 @@ impl ScalingConfig {
     /// # Panics
     ///
     /// If `min` is 0 or greater than `max`.
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8);
+    /// println!("{config:?}"); // up "load.high", down "load.low", window 5 s, ...
+    /// ```
     #[must_use]
     pub fn new(min: usize, max: usize) -> ScalingConfig {
         assert!(min > 0, "ScalingConfig::new: min must be at least 1");
@@ -76,6 +83,13 @@ impl ScalingConfig {
     }
 
     /// The pattern of the signals that double the limit (default `"load.high"`).
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).up("queue.deep.*");
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn up(mut self, pattern: impl Into<Pattern>) -> Self {
         self.up = pattern.into();
@@ -83,6 +97,13 @@ impl ScalingConfig {
     }
 
     /// The pattern of the signals that halve the limit (default `"load.low"`).
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).down("queue.empty");
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn down(mut self, pattern: impl Into<Pattern>) -> Self {
         self.down = pattern.into();
@@ -90,6 +111,13 @@ impl ScalingConfig {
     }
 
     /// How old a signal may be and still decide (default 5 s).
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).window(std::time::Duration::from_secs(30));
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn window(mut self, window: Duration) -> Self {
         self.window = window;
@@ -97,6 +125,13 @@ impl ScalingConfig {
     }
 
     /// The least time between two changes (default 1 s).
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).min_interval(std::time::Duration::from_secs(10));
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn min_interval(mut self, interval: Duration) -> Self {
         self.min_interval = interval;
@@ -108,6 +143,13 @@ impl ScalingConfig {
     /// # Panics
     ///
     /// [`DynamicConcurrency::start`] panics if it is zero.
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).sample_interval(std::time::Duration::from_millis(50));
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn sample_interval(mut self, interval: Duration) -> Self {
         self.sample_interval = interval;
@@ -116,6 +158,13 @@ impl ScalingConfig {
 
     /// Called with the previous and the new limit after each change (not for the initial set
     /// to `min`); it runs on the control task, and a panic in it is contained.
+    ///
+    /// ```
+    /// use ephemeral::patterns::ScalingConfig;
+    ///
+    /// let config = ScalingConfig::new(1, 8).on_adjusted(|previous, new| println!("concurrency {previous} -> {new}"));
+    /// println!("{config:?}");
+    /// ```
     #[must_use]
     pub fn on_adjusted(mut self, f: impl Fn(usize, usize) + Send + Sync + 'static) -> Self {
         self.on_adjusted = Some(Arc::new(f));
@@ -156,32 +205,32 @@ impl fmt::Debug for ScalingConfig {
 /// `Arc<dyn AnyCoordinator>`.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
 /// use ephemeral::{Options, SignalSink, WorkCoordinator};
 /// use std::time::Duration;
 ///
-/// let sink = SignalSink::default();
-/// let coordinator = WorkCoordinator::new(
-///     |_job: u32, _op| async {},
-///     Options::default().dynamic_concurrency(true),
-/// );
-/// let scaler = DynamicConcurrency::start(&coordinator, &sink, ScalingConfig::new(2, 16));
-/// assert_eq!(coordinator.max_concurrency(), 2);
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     let coordinator = WorkCoordinator::new(
+///         |_job: u32, _op| async {},
+///         Options::default().dynamic_concurrency(true),
+///     );
+///     let scaler = DynamicConcurrency::start(&coordinator, &sink, ScalingConfig::new(2, 16));
+///     assert_eq!(coordinator.max_concurrency(), 2);
 ///
-/// sink.raise("load.high");
-/// tokio::time::sleep(Duration::from_millis(300)).await;
-/// assert_eq!(coordinator.max_concurrency(), 4);
+///     sink.raise("load.high");
+///     tokio::time::sleep(Duration::from_millis(300)).await;
+///     assert_eq!(coordinator.max_concurrency(), 4);
 ///
-/// tokio::time::sleep(Duration::from_secs(1)).await; // min_interval passes: doubles again
-/// assert_eq!(coordinator.max_concurrency(), 8);
+///     tokio::time::sleep(Duration::from_secs(1)).await; // min_interval passes: doubles again
+///     assert_eq!(coordinator.max_concurrency(), 8);
 ///
-/// sink.raise("load.low"); // newer than the load.high: halves
-/// tokio::time::sleep(Duration::from_secs(1)).await;
-/// assert_eq!(coordinator.max_concurrency(), 4);
-/// scaler.stop();
-/// # }
+///     sink.raise("load.low"); // newer than the load.high: halves
+///     tokio::time::sleep(Duration::from_secs(1)).await;
+///     assert_eq!(coordinator.max_concurrency(), 4);
+///     scaler.stop();
+/// }
 /// ```
 #[derive(Clone)]
 pub struct DynamicConcurrency {
@@ -205,6 +254,26 @@ impl DynamicConcurrency {
     /// Outside a tokio runtime; if the coordinator was not built with
     /// [`dynamic_concurrency(true)`](crate::Options::dynamic_concurrency); if the config's
     /// `sample_interval` is zero.
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{Options, SignalSink, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator = WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     );
+    ///     let scaler = DynamicConcurrency::start(&coordinator, &sink, ScalingConfig::new(4, 8));
+    ///     assert_eq!(coordinator.max_concurrency(), 4); // min at start
+    ///     sink.raise("load.high");
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    ///     assert_eq!(scaler.current(), 8);
+    /// }
+    /// ```
     pub fn start<C>(coordinator: &C, sink: &SignalSink, config: ScalingConfig) -> DynamicConcurrency
     where
         C: AnyCoordinator + Clone + 'static,
@@ -217,6 +286,23 @@ impl DynamicConcurrency {
     /// # Panics
     ///
     /// As [`start`](Self::start).
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{AnyCoordinator, Options, SignalSink, WorkCoordinator};
+    /// use std::sync::Arc;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator: Arc<dyn AnyCoordinator> = Arc::new(WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     ));
+    ///     let _scaler = DynamicConcurrency::start_dyn(coordinator.clone(), &sink, ScalingConfig::new(3, 12));
+    ///     assert_eq!(coordinator.max_concurrency(), 3);
+    /// }
+    /// ```
     pub fn start_dyn(
         coordinator: Arc<dyn AnyCoordinator>,
         sink: &SignalSink,
@@ -255,23 +341,102 @@ impl DynamicConcurrency {
     }
 
     /// Stops steering (the limit stays where it is). No change happens after this returns.
+    /// Dropping the last handle does the same.
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{Options, SignalSink, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator = WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     );
+    ///     let scaler = DynamicConcurrency::start(&coordinator, &sink, ScalingConfig::new(1, 8));
+    ///     scaler.stop();
+    ///     sink.raise("load.high");
+    ///     tokio::time::sleep(Duration::from_secs(5)).await;
+    ///     assert_eq!(coordinator.max_concurrency(), 1);
+    ///     assert!(scaler.is_stopped());
+    /// }
+    /// ```
     pub fn stop(&self) {
         self.handle.stop();
     }
 
-    /// Whether [`stop`](Self::stop) was called.
+    /// Whether [`stop`](Self::stop) was called (on any clone).
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{Options, SignalSink, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator = WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     );
+    ///     let config = ScalingConfig::new(1, 8).min_interval(Duration::from_secs(2));
+    ///     let scaler = DynamicConcurrency::start(&coordinator, &sink, config);
+    ///     assert!(!scaler.is_stopped());
+    ///     scaler.clone().stop();
+    ///     assert!(scaler.is_stopped());
+    /// }
+    /// ```
     #[must_use]
     pub fn is_stopped(&self) -> bool {
         self.handle.stopped.load(Ordering::Acquire)
     }
 
     /// The coordinator's current limit.
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{Options, SignalSink, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator = WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     );
+    ///     let config = ScalingConfig::new(2, 8).window(Duration::from_secs(2));
+    ///     let scaler = DynamicConcurrency::start(&coordinator, &sink, config);
+    ///     assert_eq!(scaler.current(), coordinator.max_concurrency());
+    /// }
+    /// ```
     #[must_use]
     pub fn current(&self) -> usize {
         self.handle.coordinator.max_concurrency()
     }
 
     /// How many changes it has made (not counting the initial set to `min`).
+    ///
+    /// ```
+    /// use ephemeral::patterns::{DynamicConcurrency, ScalingConfig};
+    /// use ephemeral::{Options, SignalSink, WorkCoordinator};
+    /// use std::time::Duration;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let coordinator = WorkCoordinator::new(
+    ///         |_job: u32, _op| async {},
+    ///         Options::default().dynamic_concurrency(true),
+    ///     );
+    ///     let scaler = DynamicConcurrency::start(&coordinator, &sink, ScalingConfig::new(1, 4));
+    ///     sink.raise("load.high");
+    ///     tokio::time::sleep(Duration::from_secs(3)).await;
+    ///     assert_eq!(scaler.adjustments(), 2); // 1 -> 2, then (1 s later) 2 -> 4
+    /// }
+    /// ```
     #[must_use]
     pub fn adjustments(&self) -> u64 {
         self.handle.adjustments.load(Ordering::Relaxed)

@@ -34,31 +34,31 @@ type Callback = Box<dyn Fn(&SignalEvent) + Send + Sync>;
 /// * [`stop`](Self::stop) ends it; dropping the last handle (clones share one watcher) too.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
-/// # async fn main() {
 /// use ephemeral::patterns::SignalLogWatcher;
 /// use ephemeral::SignalSink;
 /// use std::sync::{Arc, Mutex};
 ///
-/// let sink = SignalSink::default();
-/// sink.raise("error.db");
-/// sink.raise("info.start");
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     let sink = SignalSink::default();
+///     sink.raise("error.db");
+///     sink.raise("info.start");
 ///
-/// let seen = Arc::new(Mutex::new(Vec::new()));
-/// let log = seen.clone();
-/// let watcher = SignalLogWatcher::new(&sink, "error.*", move |evt| {
-///     log.lock().unwrap().push(evt.signal().to_string());
-/// });
-/// sink.raise("error.disk");
-/// sink.raise("info.tick");
+///     let seen = Arc::new(Mutex::new(Vec::new()));
+///     let log = seen.clone();
+///     let watcher = SignalLogWatcher::new(&sink, "error.*", move |evt| {
+///         log.lock().unwrap().push(evt.signal().to_string());
+///     });
+///     sink.raise("error.disk");
+///     sink.raise("info.tick");
 ///
-/// assert_eq!(*seen.lock().unwrap(), ["error.db", "error.disk"]);
-/// assert_eq!(watcher.matched(), 2);
+///     assert_eq!(*seen.lock().unwrap(), ["error.db", "error.disk"]);
+///     assert_eq!(watcher.matched(), 2);
 ///
-/// watcher.stop();
-/// sink.raise("error.late");
-/// assert_eq!(watcher.matched(), 2);
-/// # }
+///     watcher.stop();
+///     sink.raise("error.late");
+///     assert_eq!(watcher.matched(), 2);
+/// }
 /// ```
 #[derive(Clone)]
 pub struct SignalLogWatcher {
@@ -161,6 +161,20 @@ impl Shared {
 impl SignalLogWatcher {
     /// Watches `sink` for events matching `pattern`: `on_match` is called once for each, those
     /// already in the sink first (before `new` returns), then each new one as it is raised.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalLogWatcher;
+    /// use ephemeral::SignalSink;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     sink.raise("deploy.started");
+    ///     let watcher = SignalLogWatcher::new(&sink, "deploy.*", |evt| println!("{evt}"));
+    ///     sink.raise("deploy.finished");
+    ///     assert_eq!(watcher.matched(), 2);
+    /// }
+    /// ```
     pub fn new(
         sink: &SignalSink,
         pattern: impl Into<Pattern>,
@@ -221,6 +235,22 @@ impl SignalLogWatcher {
     }
 
     /// How many times the callback has been called (a panicking call counts).
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalLogWatcher;
+    /// use ephemeral::SignalSink;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let watcher = SignalLogWatcher::new(&sink, "job.*", |evt| {
+    ///         assert!(!evt.is("job.bad"), "a panic here is contained");
+    ///     });
+    ///     sink.raise("job.bad");
+    ///     sink.raise("job.good");
+    ///     assert_eq!(watcher.matched(), 2);
+    /// }
+    /// ```
     #[must_use]
     pub fn matched(&self) -> u64 {
         self.handle.shared.matched.load(Ordering::Relaxed)
@@ -228,18 +258,60 @@ impl SignalLogWatcher {
 
     /// How many matching events were dropped unreported because the callback fell more than
     /// the sink's capacity behind (they had left the sink already).
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalLogWatcher;
+    /// use ephemeral::SignalSink;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let watcher = SignalLogWatcher::new(&sink, "*", |_| {});
+    ///     sink.raise("tick");
+    ///     assert_eq!(watcher.skipped(), 0); // a callback that keeps up skips nothing
+    /// }
+    /// ```
     #[must_use]
     pub fn skipped(&self) -> u64 {
         self.handle.shared.skipped.load(Ordering::Relaxed)
     }
 
     /// Stops watching: no callback starts after this returns (one running on another thread
-    /// finishes).
+    /// finishes). Dropping the last handle does the same.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalLogWatcher;
+    /// use ephemeral::SignalSink;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let watcher = SignalLogWatcher::new(&sink, "*", |evt| println!("{evt}"));
+    ///     sink.raise("seen");
+    ///     watcher.stop();
+    ///     sink.raise("not seen");
+    ///     assert_eq!(watcher.matched(), 1);
+    /// }
+    /// ```
     pub fn stop(&self) {
         self.handle.stop();
     }
 
     /// Whether [`stop`](Self::stop) was called.
+    ///
+    /// ```
+    /// use ephemeral::patterns::SignalLogWatcher;
+    /// use ephemeral::SignalSink;
+    ///
+    /// #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// async fn main() {
+    ///     let sink = SignalSink::default();
+    ///     let watcher = SignalLogWatcher::new(&sink, "*", |_| {});
+    ///     assert!(!watcher.is_stopped());
+    ///     watcher.clone().stop(); // clones share one watcher
+    ///     assert!(watcher.is_stopped());
+    /// }
+    /// ```
     #[must_use]
     pub fn is_stopped(&self) -> bool {
         self.handle.shared.stopped.load(Ordering::Acquire)
