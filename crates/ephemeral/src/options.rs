@@ -81,6 +81,8 @@ pub struct Options {
     pub(crate) cancel_on_signals: Vec<String>,
     pub(crate) defer_on_signals: Vec<String>,
     pub(crate) max_defer_attempts: u32,
+    /// Whether `max_defer_attempts` was set (patterns pick their own default otherwise).
+    pub(crate) max_defer_attempts_set: bool,
     pub(crate) defer_check_interval: Duration,
     pub(crate) signals: Option<SignalSink>,
     pub(crate) signal_constraints: Option<SignalConstraints>,
@@ -111,6 +113,7 @@ impl Default for Options {
             cancel_on_signals: Vec::new(),
             defer_on_signals: Vec::new(),
             max_defer_attempts: 10,
+            max_defer_attempts_set: false,
             defer_check_interval: Duration::from_millis(100),
             signals: None,
             signal_constraints: None,
@@ -294,6 +297,7 @@ impl Options {
     /// How many checks a deferred start makes before running anyway.
     pub fn max_defer_attempts(mut self, attempts: u32) -> Self {
         self.max_defer_attempts = attempts;
+        self.max_defer_attempts_set = true;
         self
     }
 
