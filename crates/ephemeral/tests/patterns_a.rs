@@ -135,7 +135,8 @@ async fn watcher_exactly_once_under_concurrent_raises() {
         assert_eq!(watcher.matched(), expected as u64);
         // Each raiser's events arrive in its raise order.
         let mut last: HashMap<String, i64> = HashMap::new();
-        for evt in order.lock().unwrap().iter() {
+        let order = order.lock().unwrap().clone();
+        for evt in order.iter() {
             let seq: i64 = evt.key().unwrap().parse().unwrap();
             let prev = last.insert(evt.signal().to_string(), seq).unwrap_or(-1);
             assert!(
@@ -297,7 +298,8 @@ fn config_recording(min: usize, max: usize) -> (ScalingConfig, Changes) {
     let config = ScalingConfig::new(min, max)
         .sample_interval(Duration::from_millis(100))
         .min_interval(Duration::from_secs(1))
-        .window(Duration::from_secs(5))
+        // Long enough that every load.high raised in a test stays in the window.
+        .window(Duration::from_secs(60))
         .on_adjusted(move |prev, new| log.lock().unwrap().push((prev, new, Instant::now())));
     (config, changes)
 }

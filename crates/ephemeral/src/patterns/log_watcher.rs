@@ -206,20 +206,26 @@ impl SignalLogWatcher {
         let existing = sink.sense(|e| shared.pattern.matches(e.signal()));
         {
             let mut state = shared.lock();
-            let mut queue = VecDeque::with_capacity(existing.len() + state.queue.len());
-            let mut fresh = Vec::with_capacity(existing.len());
-            for event in existing {
-                if shared.remember(&mut state, &event) {
-                    fresh.push(event);
-                }
-            }
+            // Nothing has been delivered yet: the queue holds what the subscription received.
+            // The events already in the sink come first, in the sink's order (a received one
+            // that is also there takes its place there), then those raised after `sense`.
+            let in_sink: HashSet<&SignalEvent> = existing.iter().collect();
             let received = std::mem::take(&mut state.queue);
-            for event in fresh.into_iter().chain(received) {
-                if queue.len() >= shared.capacity {
-                    queue.pop_front();
-                    shared.skipped.fetch_add(1, Ordering::Relaxed);
-                }
+            let later: Vec<SignalEvent> = received
+                .into_iter()
+                .filter(|e| !in_sink.contains(e))
+                .collect();
+            drop(in_sink);
+            let mut queue = VecDeque::with_capacity(existing.len() + later.len());
+            for event in existing {
+                // Remembered so that a notification still on its way is dropped.
+                shared.remember(&mut state, &event);
                 queue.push_back(event);
+            }
+            queue.extend(later);
+            while queue.len() > shared.capacity {
+                queue.pop_front();
+                shared.skipped.fetch_add(1, Ordering::Relaxed);
             }
             state.queue = queue;
             state.ready = true;
