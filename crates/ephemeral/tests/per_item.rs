@@ -274,7 +274,10 @@ async fn every_completion_resolves_once_under_concurrent_producers_and_a_cancel(
             tokio::task::yield_now().await;
             c.cancel();
         } else {
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Later than the other rounds: let the producers and workers get further.
+            for _ in 0..64 {
+                tokio::task::yield_now().await;
+            }
             c.cancel();
         }
         let mut totals = (0, 0, 0);
