@@ -10,7 +10,6 @@
 //! scheduled signal, so coordinators that never use a ttl have no such task, and it stops
 //! when its coordinator goes away.
 
-use crate::id::OperationId;
 use crate::signal::SignalEvent;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -29,7 +28,7 @@ pub(crate) trait ExpireTarget: Send + Sync {
 pub(crate) struct Due {
     pub(crate) at: Instant,
     seq: u64,
-    pub(crate) op: OperationId,
+    /// The signal; its `operation_id` is the operation it belongs to.
     pub(crate) event: SignalEvent,
 }
 
@@ -91,8 +90,8 @@ impl Expiry {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Schedules the end of `event`, a signal of operation `op` with a ttl.
-    pub(crate) fn schedule(self: &Arc<Self>, op: OperationId, event: SignalEvent) {
+    /// Schedules the end of `event`, a signal with a ttl recorded on its operation.
+    pub(crate) fn schedule(self: &Arc<Self>, event: SignalEvent) {
         let Some(at) = event.expires_at() else {
             return;
         };
@@ -100,7 +99,7 @@ impl Expiry {
         q.seq += 1;
         let seq = q.seq;
         let soonest = q.heap.peek().is_none_or(|Reverse(d)| at < d.at);
-        q.heap.push(Reverse(Due { at, seq, op, event }));
+        q.heap.push(Reverse(Due { at, seq, event }));
         self.len.fetch_add(1, SeqCst);
         let spawn = !q.task && self.runtime.is_some();
         q.task = true;

@@ -400,7 +400,7 @@ impl Operation {
         );
         if recorded && ttl.is_some() {
             // Scheduled once recorded (and outside the slot's lock): an expiry read finds it.
-            hub.expiry.schedule(self.id, event.clone());
+            hub.expiry.schedule(event.clone());
         }
         hub.publish(&event);
         Some(event)

@@ -24,8 +24,9 @@ where
                 },
             )
         };
+        let pending = self.intake.len();
         Stats {
-            pending: self.intake.len(),
+            pending,
             active: self.active_now(),
             enqueued: self.producer.enqueued.load(SeqCst),
             completed,
@@ -35,7 +36,7 @@ where
             paused: self.paused.load(SeqCst),
             closed: self.closed.load(SeqCst),
             defer_timeouts: self.defer_timeouts.load(SeqCst),
-            deferred: self.deferring.load(SeqCst).min(self.intake.len()),
+            deferred: self.deferring.load(SeqCst).min(pending),
             signal_handler_drops: self.hub.handler_drops(),
             signal_handler_failures: self.hub.handler_failures(),
         }
@@ -110,8 +111,9 @@ where
         due: &Due,
     ) -> bool {
         let gates = &self.hub.gates;
+        let op = due.event.operation_id();
         for st in slots.iter_mut() {
-            if st.running.id == Some(due.op) {
+            if st.running.id == Some(op) {
                 if let Some(pos) = st.running.signals.iter().position(|e| *e == due.event) {
                     let gone = st.running.signals.remove(pos);
                     gates.removed_one(gone.signal());
@@ -124,7 +126,7 @@ where
             .iter_mut()
             .map(|st| &mut st.window)
             .chain(std::iter::once(retired))
-            .any(|w| w.remove_signal(due.op, &due.event, gates))
+            .any(|w| w.remove_signal(op, &due.event, gates))
     }
 
     /// Snapshots of the window (running and finished) that pass `keep`, in start order.
