@@ -323,6 +323,51 @@ impl SignalSink {
         drop(events);
     }
 
+    /// Removes every stored event that satisfies `predicate`; returns how many were removed.
+    ///
+    /// This is a removal, not a raise: subscribers are not called. Readers that cache "is a
+    /// pattern present?" (coordinators' cancel and defer gates) see the change at once. Events
+    /// that already aged out are dropped first and never offered to `predicate`.
+    ///
+    /// `predicate` runs while the sink is locked, and may be asked more than once about an
+    /// event: it must be a plain filter that does not call back into this sink.
+    ///
+    /// ```
+    /// use ephemeral::SignalSink;
+    ///
+    /// let sink = SignalSink::default();
+    /// sink.raise_with_key("maintenance", "db-1");
+    /// sink.raise_with_key("maintenance", "db-2");
+    /// assert_eq!(sink.remove_where(|e| e.key() == Some("db-1")), 1);
+    /// assert_eq!(sink.len(), 1);
+    /// ```
+    pub fn remove_where(&self, mut predicate: impl FnMut(&SignalEvent) -> bool) -> usize {
+        let now = time::now();
+        let mut state = self.lock();
+        purge(&mut state, self.inner.max_age, now);
+        if !state.events.iter().any(|s| predicate(&s.event)) {
+            return 0;
+        }
+        let all = std::mem::take(&mut state.events);
+        let mut removed = Vec::new();
+        for stored in all {
+            if predicate(&stored.event) {
+                removed.push(stored);
+            } else {
+                state.events.push_back(stored);
+            }
+        }
+        if removed.is_empty() {
+            return 0;
+        }
+        state.bump(&self.inner);
+        drop(state);
+        // User values are released outside the lock.
+        let count = removed.len();
+        drop(removed);
+        count
+    }
+
     /// Calls `subscriber` with every event raised from now on, on the raising thread, after the
     /// event is stored. A panicking subscriber is contained. Dropping the returned
     /// [`Subscription`] unsubscribes.
