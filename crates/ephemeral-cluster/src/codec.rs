@@ -1,0 +1,233 @@
+//! How a signal is written into chitchat's per-node key/value state.
+//!
+//! Each node publishes its own live signals in a ring of at most `max_capacity` keys,
+//! `sig.<slot>`, so its state (values and tombstones) never holds more than `max_capacity`
+//! signal keys, however many signals it raises. A value is a small JSON array:
+//! `[timestamp µs since the Unix epoch, "operation id", "name", "key" or null, ttl ms or null]`.
+//! The event's propagation path does not travel: a remote event arrives at depth 0.
+
+use ephemeral::{OperationId, SignalEvent};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The prefix of a node's signal keys.
+pub(crate) const SIGNAL_PREFIX: &str = "sig.";
+/// Set by a node that leaves: the others drop it (and its signals) at once.
+pub(crate) const BYE_KEY: &str = "bye";
+
+/// The chitchat key of ring slot `slot`.
+pub(crate) fn slot_key(slot: usize) -> String {
+    format!("{SIGNAL_PREFIX}{slot}")
+}
+
+/// The slot of a chitchat key written by [`slot_key`].
+pub(crate) fn parse_slot_key(key: &str) -> Option<usize> {
+    key.strip_prefix(SIGNAL_PREFIX)?.parse().ok()
+}
+
+/// Writes `event` as a value.
+pub(crate) fn encode(event: &SignalEvent) -> String {
+    let micros = event
+        .timestamp()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let ttl = event
+        .ttl()
+        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+    serde_json::json!([
+        micros,
+        event.operation_id().to_string(),
+        event.signal(),
+        event.key(),
+        ttl
+    ])
+    .to_string()
+}
+
+/// Reads a value written by [`encode`]; `None` for anything else.
+pub(crate) fn decode(value: &str) -> Option<SignalEvent> {
+    let Value::Array(parts) = serde_json::from_str::<Value>(value).ok()? else {
+        return None;
+    };
+    let [micros, id, name, key, ttl] = parts.as_slice() else {
+        return None;
+    };
+    let timestamp = UNIX_EPOCH.checked_add(Duration::from_micros(micros.as_u64()?))?;
+    let id: OperationId = id.as_str()?.parse().ok()?;
+    let name = name.as_str()?;
+    let key = match key {
+        Value::Null => None,
+        Value::String(k) => Some(k.as_str()),
+        _ => return None,
+    };
+    let event = SignalEvent::new(name, id, key, timestamp);
+    Some(match ttl {
+        Value::Null => event,
+        ttl => event.with_ttl(Duration::from_millis(ttl.as_u64()?)),
+    })
+}
+
+/// What identifies one event across the cluster: its operation id, timestamp and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Identity {
+    id: OperationId,
+    at: SystemTime,
+    name: Arc<str>,
+}
+
+impl Identity {
+    pub(crate) fn of(event: &SignalEvent) -> Self {
+        Identity {
+            id: event.operation_id(),
+            at: event.timestamp(),
+            name: event.signal().into(),
+        }
+    }
+
+    /// Whether `event` is the one this identifies.
+    #[cfg(test)]
+    pub(crate) fn is(&self, event: &SignalEvent) -> bool {
+        self.id == event.operation_id()
+            && self.at == event.timestamp()
+            && *self.name == *event.signal()
+    }
+}
+
+/// A set of identities that answers "is this event in it?" without allocating.
+#[derive(Debug, Default)]
+pub(crate) struct IdentitySet {
+    by_id: HashMap<(OperationId, SystemTime), Vec<Arc<str>>>,
+    len: usize,
+}
+
+impl IdentitySet {
+    pub(crate) fn insert(&mut self, identity: Identity) -> bool {
+        let names = self.by_id.entry((identity.id, identity.at)).or_default();
+        if names.iter().any(|n| *n == identity.name) {
+            return false;
+        }
+        names.push(identity.name);
+        self.len += 1;
+        true
+    }
+
+    pub(crate) fn remove(&mut self, identity: &Identity) -> bool {
+        let key = (identity.id, identity.at);
+        let Some(names) = self.by_id.get_mut(&key) else {
+            return false;
+        };
+        let Some(pos) = names.iter().position(|n| *n == identity.name) else {
+            return false;
+        };
+        names.swap_remove(pos);
+        if names.is_empty() {
+            self.by_id.remove(&key);
+        }
+        self.len -= 1;
+        true
+    }
+
+    pub(crate) fn contains(&self, event: &SignalEvent) -> bool {
+        self.by_id
+            .get(&(event.operation_id(), event.timestamp()))
+            .is_some_and(|names| names.iter().any(|n| **n == *event.signal()))
+    }
+
+    pub(crate) fn contains_identity(&self, identity: &Identity) -> bool {
+        self.by_id
+            .get(&(identity.id, identity.at))
+            .is_some_and(|names| names.contains(&identity.name))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let at = UNIX_EPOCH + Duration::from_micros(1_733_000_000_123_456);
+        let plain = SignalEvent::new("rate-limit", OperationId::next(), None, at);
+        let keyed = SignalEvent::new(
+            "http.error.503",
+            OperationId::next(),
+            Some("api\t\"x\"\n"),
+            at,
+        )
+        .with_ttl(Duration::from_millis(2500));
+        for e in [plain, keyed] {
+            let back = decode(&encode(&e)).expect("decodes");
+            assert_eq!(back.signal(), e.signal());
+            assert_eq!(back.key(), e.key());
+            assert_eq!(back.operation_id(), e.operation_id());
+            assert_eq!(back.timestamp(), e.timestamp());
+            assert_eq!(back.ttl(), e.ttl());
+            assert!(Identity::of(&e).is(&back));
+        }
+    }
+
+    #[test]
+    fn non_ascii_and_nul_survive() {
+        let e = SignalEvent::new(
+            "ünïcødé\0名前",
+            OperationId::next(),
+            Some("ключ"),
+            UNIX_EPOCH,
+        );
+        let back = decode(&encode(&e)).unwrap();
+        assert_eq!(back.signal(), "ünïcødé\0名前");
+        assert_eq!(back.key(), Some("ключ"));
+    }
+
+    #[test]
+    fn foreign_values_are_refused() {
+        for v in [
+            "",
+            "[]",
+            "{}",
+            "[1,\"x\",\"n\",null,null]",
+            "[1,\"00\",2,null,null]",
+            "nonsense",
+            "[-1,\"00000000000000ff\",\"n\",null,null]",
+        ] {
+            assert!(decode(v).is_none(), "{v}");
+        }
+    }
+
+    #[test]
+    fn identity_set_finds_events_without_allocating_a_key() {
+        let at = UNIX_EPOCH + Duration::from_secs(5);
+        let id = OperationId::next();
+        let a = SignalEvent::new("a", id, None, at);
+        let b = SignalEvent::new("b", id, None, at);
+        let mut set = IdentitySet::default();
+        assert!(set.insert(Identity::of(&a)));
+        assert!(!set.insert(Identity::of(&a)));
+        assert!(set.contains(&a) && !set.contains(&b));
+        assert!(set.insert(Identity::of(&b)));
+        assert_eq!(set.len(), 2);
+        assert!(set.remove(&Identity::of(&a)));
+        assert!(!set.remove(&Identity::of(&a)));
+        assert!(!set.contains(&a) && set.contains(&b));
+        assert!(set.remove(&Identity::of(&b)));
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn slot_keys_round_trip() {
+        assert_eq!(parse_slot_key(&slot_key(42)), Some(42));
+        assert_eq!(parse_slot_key("sig.x"), None);
+        assert_eq!(parse_slot_key("bye"), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! Signals across machines: a [`ClusterSink`] is an [`ephemeral`] signal sink shared by every
+//! member of a cluster, over [chitchat](https://docs.rs/chitchat/0.11.2)'s gossip.
+//!
+//! ```no_run
+//! use ephemeral::SignalSource;
+//! use ephemeral_cluster::{ClusterConfig, ClusterSink};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), ephemeral_cluster::ClusterError> {
+//! let config = ClusterConfig::new("127.0.0.1:7001".parse().unwrap(), "our shared secret, 16+ bytes")
+//!     .seed("127.0.0.1:7000".parse().unwrap()); // any one member
+//! let cluster = ClusterSink::join(config).await?;
+//! cluster.raise("rate-limit");
+//! assert!(cluster.has_signal("rate-limit"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What travels, and how
+//!
+//! Each member publishes only its own live signals (name, key, timestamp, operation id, ttl) in
+//! chitchat's per-node key/value state; chitchat's scuttlebutt reconciliation brings every
+//! member's state to every other, late joiners included, and its phi-accrual failure detector
+//! says who is alive. A member mirrors the live members' signals into its
+//! [`local`](ClusterSink::local) sink, where they age by their own timestamps: the window is
+//! exact although chitchat's own expiry is coarse. After a local raise the node gossips with
+//! every live peer at once, so a signal reaches the others in about one round trip rather than
+//! a gossip interval. Retractions, expiries and departures are found by a pass every quarter
+//! gossip interval.
+//!
+//! # Security
+//!
+//! The shared secret scopes and authenticates the cluster. HKDF-SHA256 derives from it the
+//! chitchat cluster id and a key; every datagram is sealed with XChaCha20-Poly1305 (random
+//! 24-byte nonce) with the cluster id and the send time as associated data. A node refuses,
+//! counts ([`ClusterSink::rejected_datagrams`]) and logs (at most once a second) every datagram
+//! that does not open, was sealed outside the [replay window](ClusterConfig::replay_window), or
+//! was already accepted; it keeps gossiping. A node with another secret learns nothing and
+//! injects nothing. Sealing adds 49 bytes to a datagram.
+//!
+//! # Cost
+//!
+//! With `m` members, each raising `r` signals a second that live `a` seconds, capped at
+//! `c` = [`max_capacity`](ClusterConfig::max_capacity):
+//!
+//! - **State**: each member holds every live member's published signals: at most `m × c` keys
+//!   of about 100–150 bytes (a name and key of a few dozen bytes), plus as many tombstones. A
+//!   member's own keys are a ring of `c` slots, reused, so its state never grows past `c`
+//!   keys however many signals it raises.
+//! - **Bandwidth**: every raise travels once to every other member (scuttlebutt sends each
+//!   version once per peer), about 150 bytes sealed and compressed per signal per member:
+//!   roughly `r × 150 × (m − 1)` bytes a second leave the cluster per raising member, plus
+//!   heartbeats and digests: each member exchanges a digest of `m` entries with about three
+//!   peers per gossip interval (10 a second by default). Removals cost the same as raises.
+//! - A single delta is at most one datagram (65,507 bytes); a member that falls behind catches
+//!   up over several gossip rounds. Names and keys are capped
+//!   ([`max_signal_bytes`](ClusterConfig::max_signal_bytes), 1 KiB by default) so that no single
+//!   signal can block a member's later ones.
+//!
+//! # Versions
+//!
+//! chitchat is pinned to 0.11.2, the last release whose message (de)serialisation is public,
+//! which a sealing transport needs. This crate needs Rust 1.86 (chitchat's edition 2024).
+//!
+//! # Differences from the contract
+//!
+//! `raise` and `raise_with_key` return the event as the local sink's do, and panic on a name or
+//! key over [`max_signal_bytes`](ClusterConfig::max_signal_bytes) (a programmer error, like an
+//! out-of-range index); [`ClusterSink::try_raise`] and [`ClusterSink::try_raise_with_key`] are
+//! the fallible forms. [`ClusterConfig::seed`] may be called more than once.
+
+mod codec;
+mod config;
+mod error;
+mod member;
+mod node;
+mod seal;
+mod sink;
+mod transport;
+
+pub use config::ClusterConfig;
+pub use error::ClusterError;
+pub use member::Member;
+pub use sink::{ClusterSink, Traffic};
