@@ -3,7 +3,7 @@
 //! Each node publishes its own live signals in a ring of at most `max_capacity` keys,
 //! `sig.<slot>`, so its state (values and tombstones) never holds more than `max_capacity`
 //! signal keys, however many signals it raises. A value is a small JSON array:
-//! `[timestamp µs since the Unix epoch, "operation id", "name", "key" or null, ttl ms or null]`.
+//! `[timestamp in ns since the Unix epoch (exact until 2554), "operation id", "name", "key" or null, ttl ms or null]`.
 //! The event's propagation path does not travel: a remote event arrives at depth 0.
 
 use ephemeral::{OperationId, SignalEvent};
@@ -29,15 +29,15 @@ pub(crate) fn parse_slot_key(key: &str) -> Option<usize> {
 
 /// Writes `event` as a value.
 pub(crate) fn encode(event: &SignalEvent) -> String {
-    let micros = event
+    let nanos = event
         .timestamp()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     let ttl = event
         .ttl()
         .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
     serde_json::json!([
-        micros,
+        nanos,
         event.operation_id().to_string(),
         event.signal(),
         event.key(),
@@ -51,10 +51,10 @@ pub(crate) fn decode(value: &str) -> Option<SignalEvent> {
     let Value::Array(parts) = serde_json::from_str::<Value>(value).ok()? else {
         return None;
     };
-    let [micros, id, name, key, ttl] = parts.as_slice() else {
+    let [nanos, id, name, key, ttl] = parts.as_slice() else {
         return None;
     };
-    let timestamp = UNIX_EPOCH.checked_add(Duration::from_micros(micros.as_u64()?))?;
+    let timestamp = UNIX_EPOCH.checked_add(Duration::from_nanos(nanos.as_u64()?))?;
     let id: OperationId = id.as_str()?.parse().ok()?;
     let name = name.as_str()?;
     let key = match key {
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_every_field() {
-        let at = UNIX_EPOCH + Duration::from_micros(1_733_000_000_123_456);
+        let at = UNIX_EPOCH + Duration::from_nanos(1_733_000_000_123_456_789);
         let plain = SignalEvent::new("rate-limit", OperationId::next(), None, at);
         let keyed = SignalEvent::new(
             "http.error.503",
