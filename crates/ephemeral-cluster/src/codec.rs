@@ -105,7 +105,7 @@ pub(crate) struct IdentitySet {
 impl IdentitySet {
     pub(crate) fn insert(&mut self, identity: Identity) -> bool {
         let names = self.by_id.entry((identity.id, identity.at)).or_default();
-        if names.iter().any(|n| *n == identity.name) {
+        if names.contains(&identity.name) {
             return false;
         }
         names.push(identity.name);

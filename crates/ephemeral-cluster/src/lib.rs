@@ -25,7 +25,7 @@
 //! [`local`](ClusterSink::local) sink, where they age by their own timestamps: the window is
 //! exact although chitchat's own expiry is coarse. After a local raise the node gossips with
 //! every live peer at once, so a signal reaches the others in about one round trip rather than
-//! a gossip interval. Retractions, expiries and departures are found by a pass every quarter
+//! a gossip interval. Retractions, expiries and departures are found by a pass every eighth of a
 //! gossip interval.
 //!
 //! # Security

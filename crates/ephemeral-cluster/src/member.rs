@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// A live member of the cluster (this node included).
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// Members order by name, then address, then generation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Member {
     name: Arc<str>,
     addr: SocketAddr,

@@ -5,7 +5,7 @@
 //! await); the task drains the outbox under chitchat's lock (a ring of `max_capacity` keys, see
 //! [`codec`](crate::codec)), then reads the other members' state and computes what to add to and
 //! remove from the local sink, then applies that outside chitchat's lock. It wakes on every
-//! raise, on every remote update chitchat applies, and every quarter of a gossip interval (for
+//! raise, on every remote update chitchat applies, and every eighth of a gossip interval (for
 //! removals, which chitchat does not announce, and for own signals that age out).
 //!
 //! Invariants:
@@ -512,7 +512,7 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
     };
     let mut ring = OwnRing::new(core.max_capacity);
     let mut mirror = Mirror::default();
-    let period = (core.gossip_interval / 4).max(Duration::from_millis(5));
+    let period = (core.gossip_interval / 8).max(Duration::from_millis(5));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

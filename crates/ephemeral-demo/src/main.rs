@@ -20,6 +20,16 @@
 //! cargo run --release -p ephemeral-demo                     # 60 s, live table, dashboard
 //! cargo run --release -p ephemeral-demo -- --duration 10 --headless --port 8080
 //! ```
+//!
+//! With `--cluster`, each instance joins a cluster (crate `ephemeral-cluster`) and its
+//! coordinators raise on, and react to, the cluster's signals: a rate limit met by one
+//! instance holds back every instance's translator. Two terminals:
+//!
+//! ```text
+//! export EPHEMERAL_CLUSTER_SECRET="$(head -c 24 /dev/urandom | base64)"
+//! cargo run --release -p ephemeral-demo -- --port 0 --cluster --cluster-listen 127.0.0.1:7946
+//! cargo run --release -p ephemeral-demo -- --port 0 --cluster --cluster-seed 127.0.0.1:7946
+//! ```
 
 mod sim;
 mod view;
@@ -48,13 +58,75 @@ struct Args {
     /// dashboard under load).
     #[arg(long)]
     many: bool,
+    /// Join a cluster: signals are shared with every other instance (the secret comes from
+    /// EPHEMERAL_CLUSTER_SECRET or --cluster-secret-file).
+    #[arg(long)]
+    cluster: bool,
+    /// The cluster gossip address to listen on (UDP; port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0", requires = "cluster")]
+    cluster_listen: SocketAddr,
+    /// The gossip address of any one member to join through.
+    #[arg(long, requires = "cluster")]
+    cluster_seed: Option<SocketAddr>,
+    /// A file holding the cluster's shared secret (at least 16 bytes).
+    #[arg(long, requires = "cluster")]
+    cluster_secret_file: Option<std::path::PathBuf>,
+}
+
+/// Joins the cluster that `--cluster` asks for, or exits with a message.
+async fn join_cluster(args: &Args) -> ephemeral_cluster::ClusterSink {
+    let secret = match (
+        &args.cluster_secret_file,
+        std::env::var("EPHEMERAL_CLUSTER_SECRET"),
+    ) {
+        (Some(path), _) => std::fs::read(path).unwrap_or_else(|e| {
+            eprintln!("cannot read {}: {e}", path.display());
+            std::process::exit(2);
+        }),
+        (None, Ok(secret)) => secret.into_bytes(),
+        (None, Err(_)) => {
+            eprintln!("--cluster needs a secret: set EPHEMERAL_CLUSTER_SECRET or pass --cluster-secret-file");
+            std::process::exit(2);
+        }
+    };
+    let mut config =
+        ephemeral_cluster::ClusterConfig::new(args.cluster_listen, secret).max_capacity(5000);
+    if let Some(seed) = args.cluster_seed {
+        config = config.seed(seed);
+    }
+    match ephemeral_cluster::ClusterSink::join(config).await {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("cannot join the cluster: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The cluster part of a status line.
+fn cluster_line(cluster: Option<&ephemeral_cluster::ClusterSink>) -> String {
+    match cluster {
+        Some(node) => {
+            let others = node.members().len() - 1;
+            format!(" | cluster: {} members ({others} others)", others + 1)
+        }
+        None => String::new(),
+    }
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let total = Duration::from_secs(args.duration);
-    let service = sim::Service::start();
+    let cluster = if args.cluster {
+        Some(join_cluster(&args).await)
+    } else {
+        None
+    };
+    let service = match &cluster {
+        Some(node) => sim::Service::start_on(node.local().clone()),
+        None => sim::Service::start(),
+    };
 
     let registry = ephemeral_http::Registry::new();
     for (name, c) in service.coordinators() {
@@ -89,6 +161,9 @@ async fn main() {
         .local_addr()
         .expect("a bound listener has an address");
     println!("dashboard: http://{addr}/ephemeral/");
+    if let Some(node) = &cluster {
+        println!("cluster: node {} gossiping on {}", node.name(), node.addr());
+    }
     let _ = std::io::stdout().flush();
 
     let stop = CancellationToken::new();
@@ -126,7 +201,11 @@ async fn main() {
         }
         let elapsed = started.elapsed();
         if animate {
-            let frame = view::live(&service, elapsed, total);
+            let mut frame = view::live(&service, elapsed, total);
+            if cluster.is_some() {
+                frame.push_str(cluster_line(cluster.as_ref()).trim_start_matches(" | "));
+                frame.push('\n');
+            }
             let mut out = std::io::stdout().lock();
             if drawn_lines > 0 {
                 // Back to the top of the previous frame, then redraw over it.
@@ -138,7 +217,11 @@ async fn main() {
             let _ = out.flush();
             drawn_lines = frame.lines().count();
         } else {
-            println!("{}", view::line(&service, elapsed));
+            println!(
+                "{}{}",
+                view::line(&service, elapsed),
+                cluster_line(cluster.as_ref())
+            );
         }
         if elapsed >= total {
             break;
@@ -152,4 +235,15 @@ async fn main() {
     service.finish(Duration::from_secs(10)).await;
     let _ = server.await;
     print!("{}", view::summary(&service, started.elapsed()));
+    if let Some(node) = cluster {
+        let t = node.traffic();
+        println!(
+            "\n  cluster: {} members at the end; {} datagrams sent, {} received, {} refused",
+            node.members().len(),
+            t.datagrams_sent,
+            t.datagrams_received,
+            t.rejected
+        );
+        node.leave().await;
+    }
 }

@@ -114,8 +114,14 @@ const USERS: [&str; 8] = [
 ];
 
 impl Service {
+    /// The service on a sink of its own.
     pub(crate) fn start() -> Self {
-        let sink = SignalSink::new(5000, Duration::from_secs(60));
+        Self::start_on(SignalSink::new(5000, Duration::from_secs(60)))
+    }
+
+    /// The service raising on, and reacting to, `sink` (a cluster's local sink in `--cluster`
+    /// mode, so that a rate limit met by one instance holds back the others).
+    pub(crate) fn start_on(sink: SignalSink) -> Self {
         let started = Instant::now();
 
         let translator = WorkCoordinator::new(

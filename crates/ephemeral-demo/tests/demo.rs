@@ -72,3 +72,48 @@ fn http_get(base: &str, path: &str) -> String {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     response
 }
+
+/// `--cluster`: two instances find each other through a seed and share their signals.
+#[test]
+fn two_instances_in_cluster_mode_find_each_other() {
+    let secret = "the demo test's cluster secret";
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--duration", "5", "--headless", "--port", "0", "--cluster"];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_ephemeral-demo"))
+            .args(&args)
+            .env("EPHEMERAL_CLUSTER_SECRET", secret)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the demo starts")
+    };
+    let mut first = start(&[]);
+    let mut out = BufReader::new(first.stdout.take().expect("piped"));
+    let mut line = String::new();
+    let mut gossip = None;
+    for _ in 0..3 {
+        line.clear();
+        out.read_line(&mut line).expect("a line");
+        if let Some(rest) = line.trim().strip_prefix("cluster: node ") {
+            gossip = rest.split(" gossiping on ").nth(1).map(str::to_owned);
+            break;
+        }
+    }
+    let gossip = gossip.unwrap_or_else(|| panic!("a line names the gossip address: {line:?}"));
+    let second = start(&["--cluster-seed", &gossip]);
+    let second_out = second
+        .wait_with_output()
+        .expect("the second instance exits");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).expect("the first's output");
+    assert!(first.wait().expect("exits").success(), "{rest}");
+    assert!(second_out.status.success());
+    let second_text = String::from_utf8_lossy(&second_out.stdout);
+    for text in [rest.as_str(), &*second_text] {
+        assert!(
+            text.lines().any(|l| l.contains("cluster: 2 members")),
+            "each instance saw the other:\n{text}"
+        );
+    }
+}
