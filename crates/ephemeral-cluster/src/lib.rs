@@ -5,13 +5,39 @@
 //! use ephemeral::SignalSource;
 //! use ephemeral_cluster::{ClusterConfig, ClusterSink};
 //!
+//! #[tokio::main]
+//! async fn main() -> Result<(), ephemeral_cluster::ClusterError> {
+//!     let secret = std::env::var("CLUSTER_SECRET").expect("a shared secret of 16+ bytes");
+//!     let config = ClusterConfig::new("10.0.0.5:7946".parse().unwrap(), secret)
+//!         .seed("10.0.0.4:7946".parse().unwrap()); // any one member; none for the first node
+//!     let cluster = ClusterSink::join(config).await?;
+//!
+//!     cluster.raise("rate-limit"); // every member sees it within milliseconds
+//!     if cluster.has_signal_matching("maintenance.*") { /* raised on any member */ }
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Two nodes in one process, on loopback:
+//!
+//! ```
+//! use ephemeral::SignalSource;
+//! use ephemeral_cluster::{ClusterConfig, ClusterSink};
+//! use std::time::Duration;
+//!
 //! # #[tokio::main]
 //! # async fn main() -> Result<(), ephemeral_cluster::ClusterError> {
-//! let config = ClusterConfig::new("127.0.0.1:7001".parse().unwrap(), "our shared secret, 16+ bytes")
-//!     .seed("127.0.0.1:7000".parse().unwrap()); // any one member
-//! let cluster = ClusterSink::join(config).await?;
-//! cluster.raise("rate-limit");
-//! assert!(cluster.has_signal("rate-limit"));
+//! let any_port = "127.0.0.1:0".parse().unwrap();
+//! let secret = "our shared secret, 16+ bytes";
+//! let first = ClusterSink::join(ClusterConfig::new(any_port, secret)).await?;
+//! let second = ClusterSink::join(ClusterConfig::new(any_port, secret).seed(first.addr())).await?;
+//!
+//! second.raise_with_key("maintenance.db", "db-1");
+//! while !first.has_signal_matching("maintenance.*") {
+//!     tokio::time::sleep(Duration::from_millis(5)).await;
+//! }
+//! assert_eq!(first.signals_for_key("db-1").len(), 1);
+//! second.leave().await;
 //! # Ok(())
 //! # }
 //! ```
