@@ -16,6 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub(crate) const SIGNAL_PREFIX: &str = "sig.";
 /// Set by a node that leaves: the others drop it (and its signals) at once.
 pub(crate) const BYE_KEY: &str = "bye";
+/// Moves on every retraction: chitchat announces sets but not deletions, so this set wakes the
+/// other members to look for the deleted keys at once.
+pub(crate) const REMOVALS_KEY: &str = "removals";
 
 /// The chitchat key of ring slot `slot`.
 pub(crate) fn slot_key(slot: usize) -> String {

@@ -5,8 +5,9 @@
 //! await); the task drains the outbox under chitchat's lock (a ring of `max_capacity` keys, see
 //! [`codec`](crate::codec)), then reads the other members' state and computes what to add to and
 //! remove from the local sink, then applies that outside chitchat's lock. It wakes on every
-//! raise, on every remote update chitchat applies, and every eighth of a gossip interval (for
-//! removals, which chitchat does not announce, and for own signals that age out).
+//! raise, on every remote update chitchat applies (a retraction also sets a `removals` key, since
+//! chitchat announces sets but not deletions), and every eighth of a gossip interval (for
+//! removals otherwise unannounced, departures, and own signals that age out).
 //!
 //! Invariants:
 //! - Lock order: chitchat's (async) lock, then `Core::mirrored`, then the sink's lock. The
@@ -17,7 +18,7 @@
 //! - What this node publishes is bounded by `max_capacity` keys; the outbox by `max_capacity`
 //!   raises (older unsent raises would be overwritten in the ring anyway).
 
-use crate::codec::{self, Identity, IdentitySet, BYE_KEY, SIGNAL_PREFIX};
+use crate::codec::{self, Identity, IdentitySet, BYE_KEY, REMOVALS_KEY, SIGNAL_PREFIX};
 use crate::member::Member;
 use crate::transport::Wire;
 use chitchat::{Chitchat, ChitchatHandle, ChitchatId, NodeState};
@@ -325,6 +326,8 @@ struct OwnRing {
     /// a later publish of one of these is dropped. Kept for one second.
     early_retracts: VecDeque<(SystemTime, Identity)>,
     early_set: IdentitySet,
+    /// How many retractions deleted something (published as [`REMOVALS_KEY`]).
+    removals: u64,
 }
 
 impl OwnRing {
@@ -335,6 +338,7 @@ impl OwnRing {
             next_end: None,
             early_retracts: VecDeque::new(),
             early_set: IdentitySet::default(),
+            removals: 0,
         }
     }
 
@@ -368,6 +372,10 @@ impl OwnRing {
                     *entry = None;
                 }
             }
+        }
+        if !found.is_empty() {
+            self.removals += 1;
+            state.set(REMOVALS_KEY, self.removals);
         }
         for id in ids {
             if !found.contains_identity(&id) && self.early_set.insert(id.clone()) {
@@ -497,33 +505,41 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
     let cc = core.chitchat.chitchat();
     // Remote updates wake the task at once (the callback runs under chitchat's lock: it only
     // notifies). Deletions are not announced: the periodic pass finds them.
-    let _listener = {
-        let weak = Arc::downgrade(&core);
-        let me = core.me.clone();
-        cc.lock()
-            .await
-            .subscribe_event(SIGNAL_PREFIX, move |event| {
+    let _listeners = {
+        let guard = cc.lock().await;
+        [SIGNAL_PREFIX, REMOVALS_KEY, BYE_KEY].map(|prefix| {
+            let weak = Arc::downgrade(&core);
+            let me = core.me.clone();
+            guard.subscribe_event(prefix, move |event| {
                 if *event.node != me {
                     if let Some(core) = weak.upgrade() {
                         core.wake.notify_one();
                     }
                 }
             })
+        })
     };
     let mut ring = OwnRing::new(core.max_capacity);
     let mut mirror = Mirror::default();
     let period = (core.gossip_interval / 8).max(Duration::from_millis(5));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A change is pushed to every peer at once, but at most once per `push_gap`: under a storm
+    // of raises the pushes are batched instead of flooding the peers with exchanges.
+    let push_gap = (core.gossip_interval / 50).max(Duration::from_millis(1));
+    let mut last_push: Option<tokio::time::Instant> = None;
+    let mut push_pending = false;
     loop {
+        let push_at = last_push.map_or_else(tokio::time::Instant::now, |t| t + push_gap);
         tokio::select! {
             biased;
             () = stop.cancelled() => break,
             () = core.wake.notified() => {}
+            () = tokio::time::sleep_until(push_at), if push_pending => {}
             _ = tick.tick() => {}
         }
         let outbox = core.take_outbox();
-        let published = !outbox.is_empty();
+        push_pending |= !outbox.is_empty();
         let now = ephemeral::now();
         let (diff, members) = {
             let mut guard = cc.lock().await;
@@ -545,8 +561,11 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
             *current = members;
             true
         });
-        if published {
+        let now_t = tokio::time::Instant::now();
+        if push_pending && last_push.is_none_or(|t| now_t >= t + push_gap) {
             core.gossip_now();
+            last_push = Some(now_t);
+            push_pending = false;
         }
         core.apply(diff);
     }
