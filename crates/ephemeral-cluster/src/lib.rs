@@ -73,11 +73,18 @@
 //!   of about 100–150 bytes (a name and key of a few dozen bytes), plus as many tombstones. A
 //!   member's own keys are a ring of `c` slots, reused, so its state never grows past `c`
 //!   keys however many signals it raises.
-//! - **Bandwidth**: every raise travels once to every other member (scuttlebutt sends each
-//!   version once per peer), about 150 bytes sealed and compressed per signal per member:
-//!   roughly `r × 150 × (m − 1)` bytes a second leave the cluster per raising member, plus
-//!   heartbeats and digests: each member exchanges a digest of `m` entries with about three
-//!   peers per gossip interval (10 a second by default). Removals cost the same as raises.
+//! - **Bandwidth**: in steady state a member sends only heartbeats and digests: it exchanges a
+//!   digest of `m` entries with about three peers per gossip interval, whatever the number of
+//!   live signals (measured: 9.2 KB/s per member with 3 members at 100 ms, with 0 or 100 live
+//!   signals alike). Each change (raise, retraction) then travels once to every other member
+//!   (scuttlebutt sends each version once per peer), compressed with the others of its round:
+//!   100 raises cost their member 5.6 KB in all to reach two peers; a lone raise costs one
+//!   exchange of three datagrams per peer. So a member raising `r` signals a second adds
+//!   roughly `r × 30–150 bytes × (m − 1)` to the cluster's traffic.
+//! - **Latency** (loopback, 3 members, 100 ms gossip, `cargo run --release -p
+//!   ephemeral-cluster --example cluster_bench`): a raise is visible on another member in
+//!   0.4 ms (p50; p99 under 3 ms), a retraction in about 3 ms (p99 under 11 ms), a new member
+//!   holds 1,000 live signals about 220 ms after it joins.
 //! - A single delta is at most one datagram (65,507 bytes); a member that falls behind catches
 //!   up over several gossip rounds. Names and keys are capped
 //!   ([`max_signal_bytes`](ClusterConfig::max_signal_bytes), 1 KiB by default) so that no single
