@@ -90,11 +90,11 @@ impl SignalEvent {
         self.ttl
     }
 
-    /// The instant (on tokio's clock) at which a ttl'd event stops counting.
+    /// The instant (on tokio's clock) at which a ttl'd event stops counting; `None` without a
+    /// ttl, or when the end is beyond the clock's range (a ttl of `Duration::MAX`: never).
     pub(crate) fn expires_at(&self) -> Option<tokio::time::Instant> {
         let ttl = self.ttl?;
-        let at = crate::time::from_system(self.timestamp);
-        Some(at.checked_add(ttl).unwrap_or(at))
+        crate::time::from_system(self.timestamp).checked_add(ttl)
     }
 
     /// Whether a ttl'd event has stopped counting at `now`.
