@@ -22,11 +22,26 @@ fn config(name: &str) -> ClusterConfig {
         .max_capacity(5000)
 }
 
+/// Polls `cond` every `every`; fails loudly, naming the step, after 30 s.
+async fn wait(what: &str, every: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
 async fn wait_members(nodes: &[&ClusterSink], n: usize) {
     for node in nodes {
-        while node.members().len() != n {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        wait(
+            "every node lists every member",
+            Duration::from_millis(5),
+            || node.members().len() == n,
+        )
+        .await;
     }
 }
 
@@ -92,15 +107,22 @@ async fn main() {
             match rx.try_recv() {
                 Ok((n, at)) if n == name => break at,
                 Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_micros(100)).await,
+                Err(_) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "{name} never arrived"
+                    );
+                    tokio::time::sleep(Duration::from_micros(100)).await;
+                }
             }
         };
         raise.push(arrived - start);
         let start = Instant::now();
         a.retract(&name);
-        while c.has_signal(&name) {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
+        wait("the retraction arrives", Duration::from_micros(200), || {
+            !c.has_signal(&name)
+        })
+        .await;
         retract.push(start.elapsed());
     }
     summary("raise on a -> visible on c", raise);
@@ -120,9 +142,10 @@ async fn main() {
     for i in 0..100 {
         a.raise(format!("burst.{i}"));
     }
-    while c.count_signals_matching("burst.*") < 100 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait("the burst arrives", Duration::from_millis(1), || {
+        c.count_signals_matching("burst.*") >= 100
+    })
+    .await;
     let burst_bytes = a.traffic().bytes_sent - before;
     println!(
         "100 raises reach c in {:.1} ms; a sent {burst_bytes} bytes meanwhile",
@@ -137,9 +160,12 @@ async fn main() {
         a.raise(name.as_str());
     }
     let per_raise = start.elapsed() / 100_000;
-    while !c.has_signal("storm.99999") {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait(
+        "the storm's last raise arrives",
+        Duration::from_millis(1),
+        || c.has_signal("storm.99999"),
+    )
+    .await;
     println!(
         "100,000 raises in a loop: {} ns each on a; the newest reached c {:.0} ms after the first",
         per_raise.as_nanos(),
@@ -149,20 +175,25 @@ async fn main() {
     for i in 0..1000 {
         a.raise_with_key("catch-up", format!("key-{i}"));
     }
-    while b.count_signals("catch-up") < 1000 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait("b holds the 1000", Duration::from_millis(1), || {
+        b.count_signals("catch-up") >= 1000
+    })
+    .await;
     let start = Instant::now();
     let late = ClusterSink::join(config("late").seed(b.addr()))
         .await
         .unwrap();
-    while late.count_signals("catch-up") < 1000 {
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    wait("the new node catches up", Duration::from_millis(1), || {
+        late.count_signals("catch-up") >= 1000
+    })
+    .await;
     println!(
         "a new node caught up with 1000 live signals in {:.0} ms",
         start.elapsed().as_secs_f64() * 1e3
     );
+    let members = c.members().len();
+    println!("after the storm c lists {members} members (4 expected)");
+    assert_eq!(members, 4, "no member was lost to the storm");
     let t = a.traffic();
     println!(
         "a's socket: {} datagrams / {} bytes sent, {} received, {} refused, {} oversized",

@@ -3,8 +3,10 @@
 //! Each node publishes its own live signals in a ring of at most `max_capacity` keys,
 //! `sig.<slot>`, so its state (values and tombstones) never holds more than `max_capacity`
 //! signal keys, however many signals it raises. A value is a small JSON array:
-//! `[timestamp in ns since the Unix epoch (exact until 2554), "operation id", "name", "key" or null, ttl ms or null]`.
-//! The event's propagation path does not travel: a remote event arrives at depth 0.
+//! `[timestamp in ns since the Unix epoch, "operation id", "name", "key" or null, lifetime in
+//! ns]`, where the lifetime is the event's ttl or the origin's `max_age`, whichever is shorter:
+//! a receiver with a longer window still drops it when the origin would. The event's
+//! propagation path does not travel: a remote event arrives at depth 0.
 
 use ephemeral::{OperationId, SignalEvent};
 use serde_json::Value;
@@ -30,15 +32,30 @@ pub(crate) fn parse_slot_key(key: &str) -> Option<usize> {
     key.strip_prefix(SIGNAL_PREFIX)?.parse().ok()
 }
 
-/// Writes `event` as a value.
-pub(crate) fn encode(event: &SignalEvent) -> String {
-    let nanos = event
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How many bytes `s` takes once escaped in a JSON string.
+pub(crate) fn escaped_len(s: &str) -> usize {
+    s.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Writes `event` as a value; `max_age` is the origin's window.
+pub(crate) fn encode(event: &SignalEvent, max_age: Duration) -> String {
+    let nanos_since_epoch = event
         .timestamp()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-    let ttl = event
-        .ttl()
-        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
+        .map_or(0, nanos);
+    let life = event.ttl().map_or(max_age, |ttl| ttl.min(max_age));
+    let ttl = nanos(life);
+    let nanos = nanos_since_epoch;
     serde_json::json!([
         nanos,
         event.operation_id().to_string(),
@@ -66,18 +83,16 @@ pub(crate) fn decode(value: &str) -> Option<SignalEvent> {
         _ => return None,
     };
     let event = SignalEvent::new(name, id, key, timestamp);
-    Some(match ttl {
-        Value::Null => event,
-        ttl => event.with_ttl(Duration::from_millis(ttl.as_u64()?)),
-    })
+    Some(event.with_ttl(Duration::from_nanos(ttl.as_u64()?)))
 }
 
-/// What identifies one event across the cluster: its operation id, timestamp and name.
+/// What identifies one event across the cluster: its operation id, timestamp, name and key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct Identity {
     id: OperationId,
     at: SystemTime,
     name: Arc<str>,
+    key: Option<Arc<str>>,
 }
 
 impl Identity {
@@ -86,47 +101,55 @@ impl Identity {
             id: event.operation_id(),
             at: event.timestamp(),
             name: event.signal().into(),
+            key: event.key().map(Arc::from),
         }
+    }
+
+    /// The signal's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
     }
 
     /// Whether `event` is the one this identifies.
     #[cfg(test)]
     pub(crate) fn is(&self, event: &SignalEvent) -> bool {
-        self.id == event.operation_id()
-            && self.at == event.timestamp()
-            && *self.name == *event.signal()
+        self.id == event.operation_id() && self.at == event.timestamp() && self.same(event)
+    }
+
+    fn same(&self, event: &SignalEvent) -> bool {
+        *self.name == *event.signal() && self.key.as_deref() == event.key()
     }
 }
 
 /// A set of identities that answers "is this event in it?" without allocating.
 #[derive(Debug, Default)]
 pub(crate) struct IdentitySet {
-    by_id: HashMap<(OperationId, SystemTime), Vec<Arc<str>>>,
+    by_id: HashMap<(OperationId, SystemTime), Vec<Identity>>,
     len: usize,
 }
 
 impl IdentitySet {
     pub(crate) fn insert(&mut self, identity: Identity) -> bool {
-        let names = self.by_id.entry((identity.id, identity.at)).or_default();
-        if names.contains(&identity.name) {
+        let all = self.by_id.entry((identity.id, identity.at)).or_default();
+        if all.contains(&identity) {
             return false;
         }
-        names.push(identity.name);
+        all.push(identity);
         self.len += 1;
         true
     }
 
     pub(crate) fn remove(&mut self, identity: &Identity) -> bool {
-        let key = (identity.id, identity.at);
-        let Some(names) = self.by_id.get_mut(&key) else {
+        let slot = (identity.id, identity.at);
+        let Some(all) = self.by_id.get_mut(&slot) else {
             return false;
         };
-        let Some(pos) = names.iter().position(|n| *n == identity.name) else {
+        let Some(pos) = all.iter().position(|i| i == identity) else {
             return false;
         };
-        names.swap_remove(pos);
-        if names.is_empty() {
-            self.by_id.remove(&key);
+        all.swap_remove(pos);
+        if all.is_empty() {
+            self.by_id.remove(&slot);
         }
         self.len -= 1;
         true
@@ -135,13 +158,13 @@ impl IdentitySet {
     pub(crate) fn contains(&self, event: &SignalEvent) -> bool {
         self.by_id
             .get(&(event.operation_id(), event.timestamp()))
-            .is_some_and(|names| names.iter().any(|n| **n == *event.signal()))
+            .is_some_and(|all| all.iter().any(|i| i.same(event)))
     }
 
     pub(crate) fn contains_identity(&self, identity: &Identity) -> bool {
         self.by_id
             .get(&(identity.id, identity.at))
-            .is_some_and(|names| names.contains(&identity.name))
+            .is_some_and(|all| all.contains(identity))
     }
 
     #[cfg(test)]
@@ -170,12 +193,12 @@ mod tests {
         )
         .with_ttl(Duration::from_millis(2500));
         for e in [plain, keyed] {
-            let back = decode(&encode(&e)).expect("decodes");
+            let back = decode(&encode(&e, Duration::from_secs(60))).expect("decodes");
             assert_eq!(back.signal(), e.signal());
             assert_eq!(back.key(), e.key());
             assert_eq!(back.operation_id(), e.operation_id());
             assert_eq!(back.timestamp(), e.timestamp());
-            assert_eq!(back.ttl(), e.ttl());
+            assert_eq!(back.ttl(), Some(e.ttl().unwrap_or(Duration::from_secs(60))));
             assert!(Identity::of(&e).is(&back));
         }
     }
@@ -188,7 +211,7 @@ mod tests {
             Some("ключ"),
             UNIX_EPOCH,
         );
-        let back = decode(&encode(&e)).unwrap();
+        let back = decode(&encode(&e, Duration::MAX)).unwrap();
         assert_eq!(back.signal(), "ünïcødé\0名前");
         assert_eq!(back.key(), Some("ключ"));
     }
@@ -206,6 +229,42 @@ mod tests {
         ] {
             assert!(decode(v).is_none(), "{v}");
         }
+    }
+
+    #[test]
+    fn the_lifetime_is_the_shorter_of_ttl_and_the_origin_window() {
+        let e = SignalEvent::new("x", OperationId::next(), None, UNIX_EPOCH);
+        let short = decode(&encode(&e, Duration::from_secs(5))).unwrap();
+        assert_eq!(short.ttl(), Some(Duration::from_secs(5)));
+        let e = e.with_ttl(Duration::from_secs(2));
+        assert_eq!(
+            decode(&encode(&e, Duration::from_secs(5))).unwrap().ttl(),
+            Some(Duration::from_secs(2))
+        );
+        let forever = decode(&encode(&e.with_ttl(Duration::MAX), Duration::MAX)).unwrap();
+        assert!(forever.ttl().unwrap() > Duration::from_secs(500 * 365 * 24 * 3600));
+    }
+
+    #[test]
+    fn escaped_length_counts_what_json_adds() {
+        assert_eq!(escaped_len("abc"), 3);
+        assert_eq!(escaped_len("a\"b"), 4);
+        assert_eq!(escaped_len("\u{1}"), 6);
+        assert_eq!(escaped_len("é"), 2);
+        let nasty = "\u{1}\"\\".repeat(100);
+        let e = SignalEvent::new(
+            nasty.clone(),
+            OperationId::next(),
+            Some(nasty.as_str()),
+            UNIX_EPOCH,
+        );
+        let value = encode(&e, Duration::MAX);
+        assert!(value.len() >= 2 * escaped_len(&nasty), "{}", value.len());
+        assert!(
+            value.len() <= 2 * escaped_len(&nasty) + 120,
+            "{}",
+            value.len()
+        );
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub struct ClusterConfig {
     pub(crate) max_age: Duration,
     pub(crate) replay_window: Duration,
     pub(crate) max_signal_bytes: usize,
+    pub(crate) failure_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for ClusterConfig {
@@ -50,6 +51,7 @@ impl fmt::Debug for ClusterConfig {
             .field("max_age", &self.max_age)
             .field("replay_window", &self.replay_window)
             .field("max_signal_bytes", &self.max_signal_bytes)
+            .field("failure_timeout", &self.effective_failure_timeout())
             .finish()
     }
 }
@@ -74,6 +76,7 @@ impl ClusterConfig {
             max_age: Duration::from_secs(60),
             replay_window: Duration::from_secs(30),
             max_signal_bytes: 1024,
+            failure_timeout: None,
         }
     }
 
@@ -133,13 +136,31 @@ impl ClusterConfig {
         self
     }
 
-    /// The longest signal name or key, in bytes, that the cluster carries (default 1024, at
-    /// most 16,384). Longer ones are refused by [`ClusterSink::try_raise`](crate::ClusterSink::try_raise)
+    /// The longest signal name or key, in bytes once escaped as a JSON string (control
+    /// characters take six bytes, `"` and `\\` two), that the cluster carries (default 1024, at
+    /// most 16,384: a signal then always fits one datagram). Longer ones are refused by [`ClusterSink::try_raise`](crate::ClusterSink::try_raise)
     /// and stay local when raised through [`ClusterSink::local`](crate::ClusterSink::local).
     #[must_use]
     pub fn max_signal_bytes(mut self, bytes: usize) -> Self {
         self.max_signal_bytes = bytes;
         self
+    }
+
+    /// How long a member's heartbeat may stand still before the others count it dead and drop
+    /// its signals (default: ten gossip intervals, at least one second). Shorter notices a
+    /// crash sooner; longer rides out pauses (a stalled machine, a long garbage collection in a
+    /// neighbour process) without dropping a live member's signals. Heartbeats reach every
+    /// member within a few gossip intervals in clusters of a few dozen members; raise this for
+    /// larger ones.
+    #[must_use]
+    pub fn failure_timeout(mut self, timeout: Duration) -> Self {
+        self.failure_timeout = Some(timeout);
+        self
+    }
+
+    pub(crate) fn effective_failure_timeout(&self) -> Duration {
+        self.failure_timeout
+            .unwrap_or_else(|| (self.gossip_interval * 10).max(Duration::from_secs(1)))
     }
 
     /// The listen address.
@@ -175,6 +196,13 @@ impl ClusterConfig {
         }
         if self.max_signal_bytes == 0 || self.max_signal_bytes > 16_384 {
             return bad("max_signal_bytes must be between 1 and 16,384");
+        }
+        if let Some(t) = self.failure_timeout {
+            if t < self.gossip_interval * 2 || t > Duration::from_secs(3600) {
+                return bad(
+                    "failure_timeout must be at least two gossip intervals and at most one hour",
+                );
+            }
         }
         if let Some(name) = &self.node_name {
             if name.is_empty() || name.len() > 256 {

@@ -44,15 +44,24 @@
 //!
 //! # What travels, and how
 //!
-//! Each member publishes only its own live signals (name, key, timestamp, operation id, ttl) in
-//! chitchat's per-node key/value state; chitchat's scuttlebutt reconciliation brings every
-//! member's state to every other, late joiners included, and its phi-accrual failure detector
-//! says who is alive. A member mirrors the live members' signals into its
-//! [`local`](ClusterSink::local) sink, where they age by their own timestamps: the window is
-//! exact although chitchat's own expiry is coarse. After a local raise the node gossips with
-//! every live peer at once, so a signal reaches the others in about one round trip rather than
-//! a gossip interval. Retractions, expiries and departures are found by a pass every eighth of a
-//! gossip interval.
+//! Each member publishes only its own live signals (name, key, timestamp, operation id, and
+//! lifetime: the shorter of the signal's ttl and the member's `max_age`) in chitchat's per-node
+//! key/value state; chitchat's scuttlebutt reconciliation brings every member's state to every
+//! other, late joiners included. A member counts another as alive while that member's heartbeat
+//! keeps moving ([`failure_timeout`](ClusterConfig::failure_timeout)), and mirrors the live
+//! members' signals into its [`local`](ClusterSink::local) sink, where they age by their own
+//! timestamps: the window is exact although chitchat's own expiry is coarse. After a change
+//! the node gossips with up to three live peers at once (at most once per tenth of a
+//! gossip interval), so a signal reaches the others in about one round trip rather than a gossip
+//! interval. Retractions are announced the same way; expiries and departures are found by a
+//! pass every eighth of a gossip interval.
+//!
+//! Known limits: a chitchat delta must fit one datagram once sealed, so a member whose state
+//! holds close to 64 KiB of incompressible signal names and keys can fail to send a delta
+//! (counted in [`Traffic::oversized`]); what a member mirrors is bounded by the other members'
+//! capacities, not by its own (its local sink keeps the newest `max_capacity` of them); and
+//! signal timestamps come from each machine's clock, so clocks should agree to well within
+//! `max_age`.
 //!
 //! # Security
 //!
@@ -62,7 +71,8 @@
 //! counts ([`ClusterSink::rejected_datagrams`]) and logs (at most once a second) every datagram
 //! that does not open, was sealed outside the [replay window](ClusterConfig::replay_window), or
 //! was already accepted; it keeps gossiping. A node with another secret learns nothing and
-//! injects nothing. Sealing adds 49 bytes to a datagram.
+//! injects nothing. A datagram is sealed for its recipient's address, so one captured on its way
+//! to one member does not open at another. Sealing adds 49 bytes to a datagram.
 //!
 //! # Cost
 //!
@@ -106,7 +116,9 @@ mod codec;
 mod config;
 mod error;
 mod member;
+mod mirror;
 mod node;
+mod ring;
 mod seal;
 mod sink;
 mod transport;

@@ -2,71 +2,65 @@
 //! live member's signals back into the local sink.
 //!
 //! Shape: the local sink's subscriber queues this node's raises in the outbox (a std lock, no
-//! await); the task drains the outbox under chitchat's lock (a ring of `max_capacity` keys, see
-//! [`codec`](crate::codec)), then reads the other members' state and computes what to add to and
-//! remove from the local sink, then applies that outside chitchat's lock. It wakes on every
-//! raise, on every remote update chitchat applies (a retraction also sets a `removals` key, since
-//! chitchat announces sets but not deletions), and every eighth of a gossip interval (for
-//! removals otherwise unannounced, departures, and own signals that age out).
+//! await); the task places them in the ring of signal keys ([`ring`](crate::ring)) under
+//! chitchat's lock, then reads the other members' state ([`mirror`](crate::mirror)) and applies
+//! what to add to and remove from the local sink outside chitchat's lock. It wakes on every
+//! raise and retraction, on every remote update chitchat applies (a retraction also sets a
+//! `removals` key, since chitchat announces sets but not deletions), and every eighth of a
+//! gossip interval (for removals otherwise unannounced, departures, and own signals that age
+//! out). After a change it gossips with up to three live peers at once, at most once per tenth
+//! of a gossip interval, so a change travels in about one round trip.
 //!
 //! Invariants:
-//! - Lock order: chitchat's (async) lock, then `Core::mirrored`, then the sink's lock. The
-//!   outbox lock is a leaf. No std lock is held across an await, and no user code (the sink's
-//!   subscribers) runs under `mirrored` or chitchat's lock.
-//! - An event the task mirrors into the local sink is never published again: the subscriber
-//!   skips events raised while [`MIRRORING`] names this node.
-//! - What this node publishes is bounded by `max_capacity` keys; the outbox by `max_capacity`
-//!   raises (older unsent raises would be overwritten in the ring anyway).
+//! - Lock order: chitchat's (async) lock, then `Core::ring`; `Core::mirrored`, then the sink's
+//!   lock. The outbox lock is a leaf. No std lock is held across an await, and no user code
+//!   (the sink's subscribers) runs under any of these locks.
+//! - An event the task mirrors into the local sink is never published again: the publisher
+//!   skips the one event being mirrored on this thread ([`MIRRORING`]); anything a subscriber
+//!   raises in reaction is published as usual.
+//! - What this node publishes is bounded by `max_capacity` keys, the outbox by `max_capacity`
+//!   raises (older unsent ones would be overwritten in the ring anyway); once the node has
+//!   stopped, nothing is queued.
 
 use crate::codec::{self, Identity, IdentitySet, BYE_KEY, REMOVALS_KEY, SIGNAL_PREFIX};
 use crate::member::Member;
+use crate::mirror::{Diff, Mirror};
+use crate::ring::{OwnRing, Placed};
 use crate::transport::Wire;
-use chitchat::{Chitchat, ChitchatHandle, ChitchatId, NodeState};
-use ephemeral::{SignalEvent, SignalSink};
+use chitchat::{ChitchatHandle, ChitchatId};
+use ephemeral::{OperationId, SignalEvent, SignalSink};
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// The event a node's task is mirroring into its local sink on this thread right now: the
+/// node (its `Core`'s address), the event's operation id and timestamp.
+type Mirroring = Option<(usize, OperationId, SystemTime)>;
+
 thread_local! {
-    /// The node (its `Core`'s address) whose task is mirroring into its local sink on this
-    /// thread right now; 0 for none.
-    static MIRRORING: Cell<usize> = const { Cell::new(0) };
+    static MIRRORING: Cell<Mirroring> = const { Cell::new(None) };
 }
 
-/// Marks this thread as mirroring for `core` until dropped (also on unwind).
+/// Marks `event` as being mirrored on this thread until dropped (also on unwind).
 struct MirroringGuard;
 
 impl MirroringGuard {
-    fn enter(core: &Core) -> Self {
-        MIRRORING.with(|m| m.set(core as *const Core as usize));
+    fn enter(core: &Core, event: &SignalEvent) -> Self {
+        let me = core as *const Core as usize;
+        MIRRORING.with(|m| m.set(Some((me, event.operation_id(), event.timestamp()))));
         MirroringGuard
     }
 }
 
 impl Drop for MirroringGuard {
     fn drop(&mut self) {
-        MIRRORING.with(|m| m.set(0));
+        MIRRORING.with(|m| m.set(None));
     }
-}
-
-/// What the task is asked to do with this node's own signals.
-#[derive(Debug)]
-pub(crate) enum Out {
-    Publish(SignalEvent),
-    Retract(Vec<Identity>),
-}
-
-/// Raises and retractions waiting for the task, in order.
-#[derive(Debug, Default)]
-struct Outbox {
-    queue: VecDeque<Out>,
-    /// How many of `queue` are publishes.
-    publishes: usize,
 }
 
 /// The node's state shared by its handles, its subscriber and its task.
@@ -79,15 +73,22 @@ pub(crate) struct Core {
     pub(crate) max_capacity: usize,
     pub(crate) max_age: Duration,
     pub(crate) max_signal_bytes: usize,
-    outbox: Mutex<Outbox>,
+    failure_timeout: Duration,
+    pub(crate) bound: SocketAddr,
+    outbox: Mutex<VecDeque<SignalEvent>>,
+    ring: Mutex<OwnRing>,
     pub(crate) wake: Notify,
     /// Identities of the remote events mirrored into `local`.
     mirrored: Mutex<IdentitySet>,
     pub(crate) members: watch::Sender<Vec<Member>>,
+    /// Set once the task has ended: nothing is queued any more.
+    stopped: AtomicBool,
     /// Raises through `local` too long to publish (they stay local).
     pub(crate) unpublished: AtomicU64,
     /// Remote values that did not decode.
     pub(crate) undecodable: AtomicU64,
+    /// Rotates the peers a push goes to.
+    push_turn: AtomicUsize,
     last_log: AtomicU64,
 }
 
@@ -113,14 +114,17 @@ pub(crate) struct CoreParts {
     pub(crate) gossip_interval: Duration,
     pub(crate) max_age: Duration,
     pub(crate) max_signal_bytes: usize,
+    pub(crate) failure_timeout: Duration,
+    pub(crate) bound: SocketAddr,
 }
 
 impl Core {
     pub(crate) fn new(parts: CoreParts) -> Arc<Core> {
         let me = Member::new(&parts.me, true);
         let (members, _) = watch::channel(vec![me]);
+        let max_capacity = parts.local.max_capacity();
         Arc::new(Core {
-            max_capacity: parts.local.max_capacity(),
+            max_capacity,
             local: parts.local,
             me: parts.me,
             chitchat: parts.chitchat,
@@ -128,12 +132,17 @@ impl Core {
             gossip_interval: parts.gossip_interval,
             max_age: parts.max_age,
             max_signal_bytes: parts.max_signal_bytes,
-            outbox: Mutex::new(Outbox::default()),
+            failure_timeout: parts.failure_timeout,
+            bound: parts.bound,
+            outbox: Mutex::new(VecDeque::new()),
+            ring: Mutex::new(OwnRing::new(max_capacity, parts.max_age)),
             wake: Notify::new(),
             mirrored: Mutex::new(IdentitySet::default()),
             members,
+            stopped: AtomicBool::new(false),
             unpublished: AtomicU64::new(0),
             undecodable: AtomicU64::new(0),
+            push_turn: AtomicUsize::new(0),
             last_log: AtomicU64::new(0),
         })
     }
@@ -143,7 +152,8 @@ impl Core {
         let weak: Weak<Core> = Arc::downgrade(core);
         let me = Arc::as_ptr(core) as usize;
         move |event: &SignalEvent| {
-            if MIRRORING.with(Cell::get) == me {
+            let mirrored = Some((me, event.operation_id(), event.timestamp()));
+            if MIRRORING.with(Cell::get) == mirrored {
                 return;
             }
             if let Some(core) = weak.upgrade() {
@@ -152,22 +162,26 @@ impl Core {
         }
     }
 
-    /// Whether `name` and `key` fit the cluster's limit.
+    /// Whether `name` and `key` fit the cluster's limit once escaped; the offender otherwise.
     pub(crate) fn check_len(
         &self,
         name: &str,
         key: Option<&str>,
     ) -> Result<(), (&'static str, usize)> {
-        if name.len() > self.max_signal_bytes {
-            return Err(("name", name.len()));
+        let name_len = codec::escaped_len(name);
+        if name_len > self.max_signal_bytes {
+            return Err(("name", name_len));
         }
-        match key {
-            Some(k) if k.len() > self.max_signal_bytes => Err(("key", k.len())),
+        match key.map(codec::escaped_len) {
+            Some(len) if len > self.max_signal_bytes => Err(("key", len)),
             _ => Ok(()),
         }
     }
 
     fn publish(&self, event: &SignalEvent) {
+        if self.stopped.load(Ordering::Acquire) {
+            return;
+        }
         if self.check_len(event.signal(), event.key()).is_err() {
             let n = self.unpublished.fetch_add(1, Ordering::Relaxed) + 1;
             self.log_limited(|| {
@@ -181,46 +195,39 @@ impl Core {
             return;
         }
         let mut outbox = lock(&self.outbox);
-        if outbox.publishes >= self.max_capacity {
+        if outbox.len() >= self.max_capacity {
             // The oldest unsent raise would be overwritten in the ring anyway.
-            if let Some(pos) = outbox
-                .queue
-                .iter()
-                .position(|o| matches!(o, Out::Publish(_)))
-            {
-                outbox.queue.remove(pos);
-                outbox.publishes -= 1;
-            }
+            outbox.pop_front();
         }
-        outbox.queue.push_back(Out::Publish(event.clone()));
-        outbox.publishes += 1;
+        outbox.push_back(event.clone());
         drop(outbox);
         self.wake.notify_one();
     }
 
-    /// Removes this node's own live signals named `name` from the local sink and asks the task
-    /// to delete them everywhere. Returns whether there were any.
+    /// Retracts this node's own signals named `name`, here and everywhere. Returns whether
+    /// there were any.
     pub(crate) fn retract(&self, name: &str) -> bool {
-        let mut gone = Vec::new();
+        // This node's signals of that name in the local sink (not the mirrored ones).
+        let mut own = Vec::new();
         {
             let mirrored = lock(&self.mirrored);
             self.local.remove_where(|e| {
-                let own = e.is(name) && !mirrored.contains(e);
-                if own {
-                    gone.push(Identity::of(e));
+                let mine = e.is(name) && !mirrored.contains(e);
+                if mine {
+                    own.push(Identity::of(e));
                 }
-                own
+                mine
             });
         }
         // `remove_where` may ask twice about an event: keep one of each.
         let mut seen = HashSet::new();
-        gone.retain(|id| seen.insert(id.clone()));
-        if gone.is_empty() {
-            return false;
+        own.retain(|id| seen.insert(id.clone()));
+        // The ring also finds published ones the local sink has already dropped for room.
+        let published = lock(&self.ring).retract(name, &own, ephemeral::now());
+        if published && !self.stopped.load(Ordering::Acquire) {
+            self.wake.notify_one();
         }
-        lock(&self.outbox).queue.push_back(Out::Retract(gone));
-        self.wake.notify_one();
-        true
+        published || !own.is_empty()
     }
 
     fn log_limited(&self, log: impl FnOnce()) {
@@ -228,10 +235,6 @@ impl Core {
         if self.last_log.swap(second, Ordering::Relaxed) != second {
             log();
         }
-    }
-
-    fn take_outbox(&self) -> VecDeque<Out> {
-        std::mem::take(&mut *lock(&self.outbox)).queue
     }
 
     /// Adds and removes mirrored remote events in the local sink. Runs outside chitchat's lock.
@@ -256,28 +259,36 @@ impl Core {
                 let mut mirrored = lock(&self.mirrored);
                 add.retain(|e| mirrored.insert(Identity::of(e)));
             }
-            let _guard = MirroringGuard::enter(self);
             for event in add {
+                let _guard = MirroringGuard::enter(self, &event);
                 self.local.raise_event(event);
             }
         }
     }
 
-    /// Live peers' gossip addresses (not this node).
-    fn peer_addrs(&self) -> Vec<SocketAddr> {
-        self.members
+    /// Gossips with up to three live peers now (instead of waiting for the next tick); the
+    /// others hear of the change from them.
+    pub(crate) fn gossip_now(&self) {
+        let peers: Vec<SocketAddr> = self
+            .members
             .borrow()
             .iter()
             .filter(|m| !m.is_self())
             .map(Member::addr)
-            .collect()
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        let turn = self.push_turn.fetch_add(3, Ordering::Relaxed);
+        for i in 0..peers.len().min(3) {
+            let _ = self.chitchat.gossip(peers[(turn + i) % peers.len()]);
+        }
     }
 
-    /// Sends a gossip round to every live peer now (instead of waiting for the next tick).
-    pub(crate) fn gossip_now(&self) {
-        for addr in self.peer_addrs() {
-            let _ = self.chitchat.gossip(addr);
-        }
+    /// Stops queueing: called when the task ends.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        lock(&self.outbox).clear();
     }
 
     /// Empties the mirror of the other members and lists only this node (after leaving).
@@ -289,7 +300,7 @@ impl Core {
         self.members.send_replace(vec![Member::new(&self.me, true)]);
     }
 
-    /// Says goodbye: marks this node as leaving, deletes its signals, and tells every peer.
+    /// Says goodbye: marks this node as leaving, deletes its signals, and tells the peers.
     pub(crate) async fn say_goodbye(&self) {
         {
             let cc = self.chitchat.chitchat();
@@ -304,199 +315,19 @@ impl Core {
             }
             state.set(BYE_KEY, "1");
         }
-        self.gossip_now();
+        self.gossip_all();
     }
-}
 
-/// What one pass found: remote events to mirror and mirrored ones to drop.
-#[derive(Debug, Default)]
-struct Diff {
-    add: Vec<SignalEvent>,
-    remove: Vec<Identity>,
-}
-
-/// This node's ring of published signals.
-#[derive(Debug)]
-struct OwnRing {
-    slots: Vec<Option<(Identity, SystemTime)>>,
-    next: usize,
-    /// The soonest end of a published signal, if any is published.
-    next_end: Option<SystemTime>,
-    /// Retractions that found nothing to delete yet (a raise racing with its own retraction):
-    /// a later publish of one of these is dropped. Kept for one second.
-    early_retracts: VecDeque<(SystemTime, Identity)>,
-    early_set: IdentitySet,
-    /// How many retractions deleted something (published as [`REMOVALS_KEY`]).
-    removals: u64,
-}
-
-impl OwnRing {
-    fn new(capacity: usize) -> Self {
-        OwnRing {
-            slots: vec![None; capacity],
-            next: 0,
-            next_end: None,
-            early_retracts: VecDeque::new(),
-            early_set: IdentitySet::default(),
-            removals: 0,
+    /// Gossips with every live peer now (for the goodbye).
+    fn gossip_all(&self) {
+        for m in self.members.borrow().iter().filter(|m| !m.is_self()) {
+            let _ = self.chitchat.gossip(m.addr());
         }
     }
 
-    fn publish(&mut self, state: &mut NodeState, event: &SignalEvent, max_age: Duration) {
-        if !self.early_set.is_empty() && self.early_set.contains(event) {
-            return;
-        }
-        let life = event.ttl().map_or(max_age, |ttl| ttl.min(max_age));
-        let end = event
-            .timestamp()
-            .checked_add(life)
-            .unwrap_or(event.timestamp());
-        let slot = self.next;
-        self.next = (self.next + 1) % self.slots.len();
-        state.set(codec::slot_key(slot), codec::encode(event));
-        self.slots[slot] = Some((Identity::of(event), end));
-        self.next_end = Some(self.next_end.map_or(end, |n| n.min(end)));
-    }
-
-    fn retract(&mut self, state: &mut NodeState, ids: Vec<Identity>, now: SystemTime) {
-        let mut wanted = IdentitySet::default();
-        for id in &ids {
-            wanted.insert(id.clone());
-        }
-        let mut found = IdentitySet::default();
-        for (slot, entry) in self.slots.iter_mut().enumerate() {
-            if let Some((id, _)) = entry {
-                if wanted.contains_identity(id) {
-                    found.insert(id.clone());
-                    state.delete(&codec::slot_key(slot));
-                    *entry = None;
-                }
-            }
-        }
-        if !found.is_empty() {
-            self.removals += 1;
-            state.set(REMOVALS_KEY, self.removals);
-        }
-        for id in ids {
-            if !found.contains_identity(&id) && self.early_set.insert(id.clone()) {
-                self.early_retracts.push_back((now, id));
-            }
-        }
-    }
-
-    /// Deletes own signals whose time is up, and forgets old early retractions.
-    fn expire(&mut self, state: &mut NodeState, now: SystemTime) {
-        while let Some((at, _)) = self.early_retracts.front() {
-            if now.duration_since(*at).unwrap_or_default() < Duration::from_secs(1) {
-                break;
-            }
-            if let Some((_, id)) = self.early_retracts.pop_front() {
-                self.early_set.remove(&id);
-            }
-        }
-        if self.next_end.is_none_or(|end| end > now) {
-            return;
-        }
-        let mut next_end = None;
-        for (slot, entry) in self.slots.iter_mut().enumerate() {
-            if let Some((_, end)) = entry {
-                if *end <= now {
-                    state.delete(&codec::slot_key(slot));
-                    *entry = None;
-                } else {
-                    let end = *end;
-                    next_end = Some(next_end.map_or(end, |n: SystemTime| n.min(end)));
-                }
-            }
-        }
-        self.next_end = next_end;
-    }
-}
-
-/// What this node last read of one remote member.
-#[derive(Debug, Default)]
-struct RemoteNode {
-    max_version: Option<u64>,
-    slots: HashMap<usize, (u64, Identity)>,
-}
-
-/// What this node mirrors of the others.
-#[derive(Debug, Default)]
-struct Mirror {
-    nodes: HashMap<ChitchatId, RemoteNode>,
-}
-
-impl Mirror {
-    /// Reads the live members' signals and returns what changed, and the member list.
-    fn sweep(
-        &mut self,
-        cc: &Chitchat,
-        me: &ChitchatId,
-        undecodable: &AtomicU64,
-    ) -> (Diff, Vec<Member>) {
-        let mut diff = Diff::default();
-        let mut members = vec![Member::new(me, true)];
-        let mut live = HashSet::new();
-        for id in cc.live_nodes() {
-            if id == me {
-                continue;
-            }
-            let Some(state) = cc.node_state(id) else {
-                continue;
-            };
-            if state.get(BYE_KEY).is_some() {
-                continue;
-            }
-            members.push(Member::new(id, false));
-            live.insert(id.clone());
-            let node = self.nodes.entry(id.clone()).or_default();
-            if node.max_version == Some(state.max_version()) {
-                continue;
-            }
-            node.max_version = Some(state.max_version());
-            let mut present = HashSet::new();
-            for (key, value) in state.iter_prefix(SIGNAL_PREFIX) {
-                let Some(slot) = codec::parse_slot_key(key) else {
-                    continue;
-                };
-                if let Some((version, old)) = node.slots.get(&slot) {
-                    if *version == value.version {
-                        present.insert(slot);
-                        continue;
-                    }
-                    diff.remove.push(old.clone());
-                    node.slots.remove(&slot);
-                }
-                match codec::decode(&value.value) {
-                    Some(event) => {
-                        present.insert(slot);
-                        node.slots
-                            .insert(slot, (value.version, Identity::of(&event)));
-                        diff.add.push(event);
-                    }
-                    None => {
-                        undecodable.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            node.slots.retain(|slot, (_, id)| {
-                let keep = present.contains(slot);
-                if !keep {
-                    diff.remove.push(id.clone());
-                }
-                keep
-            });
-        }
-        self.nodes.retain(|id, node| {
-            let keep = live.contains(id);
-            if !keep {
-                diff.remove
-                    .extend(node.slots.drain().map(|(_, (_, identity))| identity));
-            }
-            keep
-        });
-        members.sort_by(|a, b| a.name().cmp(b.name()).then(a.addr().cmp(&b.addr())));
-        (diff, members)
+    /// Offers the goodbye again (see `ClusterSink::leave`).
+    pub(crate) fn repeat_goodbye(&self) {
+        self.gossip_all();
     }
 }
 
@@ -504,7 +335,7 @@ impl Mirror {
 pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
     let cc = core.chitchat.chitchat();
     // Remote updates wake the task at once (the callback runs under chitchat's lock: it only
-    // notifies). Deletions are not announced: the periodic pass finds them.
+    // notifies).
     let _listeners = {
         let guard = cc.lock().await;
         [SIGNAL_PREFIX, REMOVALS_KEY, BYE_KEY].map(|prefix| {
@@ -519,14 +350,15 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
             })
         })
     };
-    let mut ring = OwnRing::new(core.max_capacity);
-    let mut mirror = Mirror::default();
+    let mut mirror = Mirror::new(core.failure_timeout);
+    let mut removals = 0u64;
     let period = (core.gossip_interval / 8).max(Duration::from_millis(5));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // A change is pushed to every peer at once, but at most once per `push_gap`: under a storm
-    // of raises the pushes are batched instead of flooding the peers with exchanges.
-    let push_gap = (core.gossip_interval / 50).max(Duration::from_millis(1));
+    // A change is pushed to peers at once, but at most once per `push_gap`: under a storm of
+    // raises the pushes are batched rather than flooding the peers (and skewing their failure
+    // detectors).
+    let push_gap = (core.gossip_interval / 10).max(Duration::from_millis(1));
     let mut last_push: Option<tokio::time::Instant> = None;
     let mut push_pending = false;
     loop {
@@ -538,19 +370,29 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
             () = tokio::time::sleep_until(push_at), if push_pending => {}
             _ = tick.tick() => {}
         }
-        let outbox = core.take_outbox();
-        push_pending |= !outbox.is_empty();
+        let outbox = std::mem::take(&mut *lock(&core.outbox));
         let now = ephemeral::now();
         let (diff, members) = {
             let mut guard = cc.lock().await;
             let state = guard.self_node_state();
-            for out in outbox {
-                match out {
-                    Out::Publish(event) => ring.publish(state, &event, core.max_age),
-                    Out::Retract(ids) => ring.retract(state, ids, now),
+            let mut ring = lock(&core.ring);
+            ring.expire(now);
+            // Deletes before sets: a slot freed and reused in one batch ends set.
+            let (deletes, retracted) = ring.take_deletes();
+            for slot in &deletes {
+                state.delete(&codec::slot_key(*slot));
+            }
+            if retracted {
+                removals += 1;
+                state.set(REMOVALS_KEY, removals);
+            }
+            for event in &outbox {
+                if let Placed::At(slot) = ring.place(event) {
+                    state.set(codec::slot_key(slot), codec::encode(event, core.max_age));
                 }
             }
-            ring.expire(state, now);
+            drop(ring);
+            push_pending |= retracted || !outbox.is_empty();
             mirror.sweep(&guard, &core.me, &core.undecodable)
         };
         core.members.send_if_modified(|current| {
@@ -569,6 +411,7 @@ pub(crate) async fn run(core: Arc<Core>, stop: CancellationToken) {
         }
         core.apply(diff);
     }
+    core.stop();
 }
 
 fn log_membership(before: &[Member], after: &[Member]) {

@@ -2,9 +2,9 @@
 //! id and the send time as associated data, and a replay guard.
 //!
 //! A sealed datagram is `version (1) ‖ send time in ms since the Unix epoch (8, big endian) ‖
-//! nonce (24) ‖ ciphertext ‖ tag (16)`. The associated data is the cluster id followed by the
-//! first nine bytes, so a datagram sealed for another cluster, or with its time changed, does
-//! not open. The nonce is random (24 bytes make collisions negligible), so no state is shared
+//! nonce (24) ‖ ciphertext ‖ tag (16)`. The associated data is the cluster id, the first nine
+//! bytes and the recipient's address, so a datagram sealed for another cluster, with its time
+//! changed, or captured on its way to one member and replayed to another, does not open. The nonce is random (24 bytes make collisions negligible), so no state is shared
 //! between senders.
 
 use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, OsRng};
@@ -13,6 +13,7 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The envelope's format version.
@@ -88,7 +89,9 @@ impl Keys {
             .expect("32 bytes is a valid HKDF-SHA256 output length");
         let cluster_id = format!("ephemeral-{}", hex(&id));
         let cipher = XChaCha20Poly1305::new(&key.into());
+        // Best effort: the key also lives inside the cipher.
         key.fill(0);
+        std::hint::black_box(&key);
         Keys { cluster_id, cipher }
     }
 
@@ -98,16 +101,17 @@ impl Keys {
         &self.cluster_id
     }
 
-    /// The associated data: the cluster id, then the envelope's version and time.
-    fn aad(&self, stamp: &[u8], out: &mut [u8; 96]) -> usize {
-        let id = self.cluster_id.as_bytes();
-        out[..id.len()].copy_from_slice(id);
-        out[id.len()..id.len() + stamp.len()].copy_from_slice(stamp);
-        id.len() + stamp.len()
+    /// The associated data: the cluster id, the envelope's version and time, the recipient.
+    fn aad(&self, stamp: &[u8], to: SocketAddr, out: &mut Vec<u8>) {
+        use std::io::Write;
+        out.clear();
+        out.extend_from_slice(self.cluster_id.as_bytes());
+        out.extend_from_slice(stamp);
+        let _ = write!(out, "{to}");
     }
 
-    /// Seals `plain` into `out` (cleared first), stamped `now_ms`.
-    pub(crate) fn seal(&self, now_ms: u64, plain: &[u8], out: &mut Vec<u8>) {
+    /// Seals `plain` for the member at `to` into `out` (cleared first), stamped `now_ms`.
+    pub(crate) fn seal(&self, now_ms: u64, to: SocketAddr, plain: &[u8], out: &mut Vec<u8>) {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
         out.clear();
         out.reserve(plain.len() + OVERHEAD);
@@ -115,20 +119,21 @@ impl Keys {
         out.extend_from_slice(&now_ms.to_be_bytes());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plain);
-        let mut aad = [0u8; 96];
-        let aad_len = self.aad(&out[..STAMP_LEN], &mut aad);
+        let mut aad = Vec::with_capacity(128);
+        self.aad(&out[..STAMP_LEN], to, &mut aad);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&nonce, &aad[..aad_len], &mut out[HEADER_LEN..])
+            .encrypt_in_place_detached(&nonce, &aad, &mut out[HEADER_LEN..])
             .expect("XChaCha20-Poly1305 seals any message below 256 GiB");
         out.extend_from_slice(&tag);
     }
 
-    /// Opens `datagram` into `plain` (cleared first). Returns the send time and the nonce (for
-    /// the replay guard); checks neither.
+    /// Opens `datagram`, sealed for one of the addresses in `me`, into `plain` (cleared first).
+    /// Returns the send time and the nonce (for the replay guard); checks neither.
     pub(crate) fn open(
         &self,
         datagram: &[u8],
+        me: &[SocketAddr],
         plain: &mut Vec<u8>,
     ) -> Result<(u64, [u8; NONCE_LEN]), Reject> {
         if datagram.len() < OVERHEAD {
@@ -148,17 +153,21 @@ impl Keys {
             .expect("the header holds a whole nonce");
         let body = &datagram[HEADER_LEN..datagram.len() - TAG_LEN];
         let tag = Tag::from_slice(&datagram[datagram.len() - TAG_LEN..]);
+        let mut aad = Vec::with_capacity(128);
+        for &addr in me {
+            plain.clear();
+            plain.extend_from_slice(body);
+            self.aad(stamp, addr, &mut aad);
+            if self
+                .cipher
+                .decrypt_in_place_detached(XNonce::from_slice(&nonce), &aad, plain, tag)
+                .is_ok()
+            {
+                return Ok((sent_ms, nonce));
+            }
+        }
         plain.clear();
-        plain.extend_from_slice(body);
-        let mut aad = [0u8; 96];
-        let aad_len = self.aad(stamp, &mut aad);
-        self.cipher
-            .decrypt_in_place_detached(XNonce::from_slice(&nonce), &aad[..aad_len], plain, tag)
-            .map_err(|_| {
-                plain.clear();
-                Reject::Forged
-            })?;
-        Ok((sent_ms, nonce))
+        Err(Reject::Forged)
     }
 }
 
@@ -246,6 +255,26 @@ impl ReplayGuard {
 mod tests {
     use super::*;
 
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn a_message_sealed_for_one_member_does_not_open_at_another() {
+        let k = Keys::derive(b"0123456789abcdef");
+        let mut sealed = Vec::new();
+        k.seal(5, addr(7000), b"for 7000", &mut sealed);
+        let mut plain = Vec::new();
+        assert_eq!(
+            k.open(&sealed, &[addr(7001)], &mut plain),
+            Err(Reject::Forged)
+        );
+        assert!(k
+            .open(&sealed, &[addr(7001), addr(7000)], &mut plain)
+            .is_ok());
+        assert_eq!(plain, b"for 7000");
+    }
+
     #[test]
     fn a_sealed_message_opens_with_the_same_secret_only() {
         let a = Keys::derive(b"correct horse battery staple");
@@ -255,12 +284,15 @@ mod tests {
         assert_ne!(a.cluster_id(), other.cluster_id());
 
         let mut sealed = Vec::new();
-        a.seal(1234, b"hello gossip", &mut sealed);
+        a.seal(1234, addr(1), b"hello gossip", &mut sealed);
         assert_eq!(sealed.len(), b"hello gossip".len() + OVERHEAD);
         let mut plain = Vec::new();
-        let (sent, _) = b.open(&sealed, &mut plain).unwrap();
+        let (sent, _) = b.open(&sealed, &[addr(1)], &mut plain).unwrap();
         assert_eq!((sent, plain.as_slice()), (1234, &b"hello gossip"[..]));
-        assert_eq!(other.open(&sealed, &mut plain), Err(Reject::Forged));
+        assert_eq!(
+            other.open(&sealed, &[addr(1)], &mut plain),
+            Err(Reject::Forged)
+        );
         assert!(plain.is_empty(), "nothing of a refused datagram is kept");
     }
 
@@ -268,19 +300,19 @@ mod tests {
     fn every_altered_byte_and_every_truncation_is_refused() {
         let k = Keys::derive(b"0123456789abcdef");
         let mut sealed = Vec::new();
-        k.seal(99, b"some message", &mut sealed);
+        k.seal(99, addr(1), b"some message", &mut sealed);
         let mut plain = Vec::new();
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();
             bad[i] ^= 0x01;
-            let err = k.open(&bad, &mut plain).unwrap_err();
+            let err = k.open(&bad, &[addr(1)], &mut plain).unwrap_err();
             assert!(
                 matches!(err, Reject::Forged | Reject::Version),
                 "byte {i}: {err:?}"
             );
         }
         for len in 0..sealed.len() {
-            let err = k.open(&sealed[..len], &mut plain).unwrap_err();
+            let err = k.open(&sealed[..len], &[addr(1)], &mut plain).unwrap_err();
             assert!(
                 matches!(err, Reject::Truncated | Reject::Forged),
                 "len {len}: {err:?}"
@@ -292,8 +324,8 @@ mod tests {
     fn two_seals_of_one_message_differ() {
         let k = Keys::derive(b"0123456789abcdef");
         let (mut x, mut y) = (Vec::new(), Vec::new());
-        k.seal(1, b"m", &mut x);
-        k.seal(1, b"m", &mut y);
+        k.seal(1, addr(1), b"m", &mut x);
+        k.seal(1, addr(1), b"m", &mut y);
         assert_ne!(x, y, "fresh nonce per datagram");
     }
 

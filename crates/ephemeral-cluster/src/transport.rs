@@ -21,13 +21,25 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Counters and keys shared by the transport, its socket and the public handle.
-#[derive(Debug)]
 pub(crate) struct Wire {
     pub(crate) keys: Keys,
+    /// The addresses datagrams to this node may be sealed for: the advertised one first, then
+    /// the bound one when it differs.
+    me: Vec<SocketAddr>,
     guard: Mutex<ReplayGuard>,
     pub(crate) traffic: Counters,
     /// Wall-clock second of the last refusal log line.
     last_log: AtomicU64,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire")
+            .field("keys", &self.keys)
+            .field("me", &self.me)
+            .field("traffic", &self.traffic)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What went over the socket.
@@ -42,9 +54,10 @@ pub(crate) struct Counters {
 }
 
 impl Wire {
-    pub(crate) fn new(keys: Keys, replay_window: Duration) -> Self {
+    pub(crate) fn new(keys: Keys, replay_window: Duration, me: Vec<SocketAddr>) -> Self {
         Wire {
             keys,
+            me,
             guard: Mutex::new(ReplayGuard::new(replay_window, 1 << 16)),
             traffic: Counters::default(),
             last_log: AtomicU64::new(0),
@@ -78,7 +91,7 @@ impl Wire {
 
     /// Opens a datagram and turns it into a gossip message, or says why not.
     fn accept(&self, datagram: &[u8], plain: &mut Vec<u8>) -> Result<ChitchatMessage, Reject> {
-        let (sent_ms, nonce) = self.keys.open(datagram, plain)?;
+        let (sent_ms, nonce) = self.keys.open(datagram, &self.me, plain)?;
         self.guard.lock().unwrap_or_else(|e| e.into_inner()).admit(
             seal::wall_ms(),
             sent_ms,
@@ -139,7 +152,7 @@ impl Socket for SealedSocket {
         message.serialize(&mut self.plain);
         self.wire
             .keys
-            .seal(seal::wall_ms(), &self.plain, &mut self.sealed);
+            .seal(seal::wall_ms(), to, &self.plain, &mut self.sealed);
         if self.sealed.len() > seal::MAX_DATAGRAM {
             // chitchat sizes deltas for the bare limit; only incompressible state near it can
             // overflow once sealed. The next round sends a new delta.

@@ -15,9 +15,10 @@ use std::time::{Duration, SystemTime};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_each_seeded_with_one_other_share_members_and_signals() {
     bounded(async {
-        let a = join(config("a")).await;
-        let b = join(config("b").seed(a.addr())).await;
-        let c = join(config("c").seed(b.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
+        let c = join(t.config("c").seed(b.addr())).await;
         all_see(&[&a, &b, &c], 3).await;
         let names: Vec<String> = a.members().iter().map(|m| m.name().to_owned()).collect();
         assert_eq!(names, ["a", "b", "c"]);
@@ -75,10 +76,11 @@ async fn three_nodes_each_seeded_with_one_other_share_members_and_signals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signals_age_out_everywhere_by_their_own_timestamp() {
     bounded(async {
+        let t = Cluster::new();
         let max_age = Duration::from_millis(1500);
-        let a = join(config("a").max_age(max_age)).await;
+        let a = join(t.config("a").max_age(max_age)).await;
         let c = join(
-            config("c")
+            t.config("c")
                 .max_age(Duration::from_secs(3600))
                 .seed(a.addr()),
         )
@@ -100,8 +102,9 @@ async fn signals_age_out_everywhere_by_their_own_timestamp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_with_a_ttl_leaves_every_node_after_it() {
     bounded(async {
-        let a = join(config("a")).await;
-        let b = join(config("b").seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
         all_see(&[&a, &b], 2).await;
         let ttl = Duration::from_millis(800);
         let event = ephemeral::SignalEvent::new(
@@ -127,9 +130,10 @@ async fn a_signal_with_a_ttl_leaves_every_node_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_dropped_with_its_signals_and_a_restarted_one_rejoins() {
     bounded(async {
-        let a = join(config("a")).await;
-        let b = join(config("b").seed(a.addr())).await;
-        let c = join(config("c").seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
+        let c = join(t.config("c").seed(a.addr())).await;
         all_see(&[&a, &b, &c], 3).await;
         c.raise("c-was-here");
         eventually("a sees c's signal", || a.has_signal("c-was-here")).await;
@@ -151,7 +155,7 @@ async fn a_killed_node_is_dropped_with_its_signals_and_a_restarted_one_rejoins()
         }
 
         // Restarted on the same address, it rejoins as a newer generation.
-        let c = rejoin(c_addr, a.addr()).await;
+        let c = rejoin(t.config_at(c_addr, "c").seed(a.addr()), c_addr).await;
         all_see(&[&a, &b, &c], 3).await;
         let again = a.members().into_iter().find(|m| m.name() == "c").unwrap();
         assert!(again.generation() > first_generation);
@@ -168,12 +172,8 @@ async fn a_killed_node_is_dropped_with_its_signals_and_a_restarted_one_rejoins()
     .await;
 }
 
-/// Starts node `c` on `addr` again, with `seed`, once the old socket is released.
-async fn rejoin(addr: SocketAddr, seed: SocketAddr) -> ClusterSink {
-    let config = ClusterConfig::new(addr, SECRET)
-        .node_name("c")
-        .gossip_interval(GOSSIP)
-        .seed(seed);
+/// Starts a node on `addr` again once the old socket is released.
+async fn rejoin(config: ClusterConfig, addr: SocketAddr) -> ClusterSink {
     for _ in 0..500 {
         match ClusterSink::join(config.clone()).await {
             Ok(node) => return node,
@@ -187,8 +187,9 @@ async fn rejoin(addr: SocketAddr, seed: SocketAddr) -> ClusterSink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_leaves_is_dropped_at_once_with_its_signals() {
     bounded(async {
-        let a = join(config("a")).await;
-        let b = join(config("b").seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
         all_see(&[&a, &b], 2).await;
         b.raise("draining");
         eventually("a sees b's signal", || a.has_signal("draining")).await;
@@ -211,8 +212,9 @@ async fn a_node_that_leaves_is_dropped_at_once_with_its_signals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_on_one_node_defers_while_a_signal_is_raised_on_another() {
     bounded(async {
-        let a = join(config("a")).await;
-        let b = join(config("b").seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
         all_see(&[&a, &b], 2).await;
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
@@ -263,21 +265,17 @@ async fn a_coordinator_on_one_node_defers_while_a_signal_is_raised_on_another() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_seed_leaves_the_node_alone_until_the_seed_appears() {
     bounded(async {
+        let t = Cluster::new();
         // Reserve a port, then free it: nothing listens there yet.
         let spare = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let seed_addr = spare.local_addr().unwrap();
         drop(spare);
-        let n = join(config("n").seed(seed_addr)).await;
+        let n = join(t.config("n").seed(seed_addr)).await;
         tokio::time::sleep(GOSSIP * 10).await;
         assert_eq!(n.members().len(), 1, "alone while the seed is away");
         n.raise("from-n");
 
-        let s = join(
-            ClusterConfig::new(seed_addr, SECRET)
-                .node_name("s")
-                .gossip_interval(GOSSIP),
-        )
-        .await;
+        let s = join(t.config_at(seed_addr, "s")).await;
         all_see(&[&n, &s], 2).await;
         eventually("the seed sees what n raised before it existed", || {
             s.has_signal("from-n")
@@ -290,11 +288,12 @@ async fn an_unreachable_seed_leaves_the_node_alone_until_the_seed_appears() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_with_live_signals() {
     bounded(async {
-        let a = join(config("a").max_capacity(2000)).await;
+        let t = Cluster::new();
+        let a = join(t.config("a").max_capacity(2000)).await;
         for i in 0..1000 {
             a.raise_with_key("load", format!("key-{i}"));
         }
-        let late = join(config("late").max_capacity(2000).seed(a.addr())).await;
+        let late = join(t.config("late").max_capacity(2000).seed(a.addr())).await;
         let took = eventually("the late joiner has all 1000", || {
             late.count_signals("load") == 1000
         })
@@ -308,8 +307,9 @@ async fn a_late_joiner_catches_up_with_live_signals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_node_publishes_is_bounded_by_its_capacity() {
     bounded(async {
-        let a = join(config("a").max_capacity(50)).await;
-        let b = join(config("b").max_capacity(1000).seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a").max_capacity(50)).await;
+        let b = join(t.config("b").max_capacity(1000).seed(a.addr())).await;
         all_see(&[&a, &b], 2).await;
         for i in 0..500 {
             a.raise(format!("burst.{i}"));
@@ -342,19 +342,19 @@ async fn bad_settings_are_refused_with_a_clear_error() {
     let ok = ClusterSink::join(ClusterConfig::new(any_port(), "sixteen bytes!!!")).await;
     assert!(ok.is_ok());
     let unspecified =
-        ClusterSink::join(ClusterConfig::new("0.0.0.0:0".parse().unwrap(), SECRET)).await;
+        ClusterSink::join(ClusterConfig::new("0.0.0.0:0".parse().unwrap(), secret())).await;
     assert!(
         matches!(unspecified, Err(ClusterError::InvalidConfig(_))),
         "{unspecified:?}"
     );
     for config in [
-        ClusterConfig::new(any_port(), SECRET).max_capacity(0),
-        ClusterConfig::new(any_port(), SECRET).max_age(Duration::ZERO),
-        ClusterConfig::new(any_port(), SECRET).max_age(Duration::MAX),
-        ClusterConfig::new(any_port(), SECRET).gossip_interval(Duration::ZERO),
-        ClusterConfig::new(any_port(), SECRET).max_signal_bytes(0),
-        ClusterConfig::new(any_port(), SECRET).node_name(""),
-        ClusterConfig::new(any_port(), SECRET).replay_window(Duration::ZERO),
+        ClusterConfig::new(any_port(), secret()).max_capacity(0),
+        ClusterConfig::new(any_port(), secret()).max_age(Duration::ZERO),
+        ClusterConfig::new(any_port(), secret()).max_age(Duration::MAX),
+        ClusterConfig::new(any_port(), secret()).gossip_interval(Duration::ZERO),
+        ClusterConfig::new(any_port(), secret()).max_signal_bytes(0),
+        ClusterConfig::new(any_port(), secret()).node_name(""),
+        ClusterConfig::new(any_port(), secret()).replay_window(Duration::ZERO),
     ] {
         let err = ClusterSink::join(config.clone()).await.unwrap_err();
         assert!(
@@ -365,7 +365,7 @@ async fn bad_settings_are_refused_with_a_clear_error() {
     }
     // A port in use is a bind error naming the address.
     let taken = ok.unwrap();
-    let err = ClusterSink::join(ClusterConfig::new(taken.addr(), SECRET))
+    let err = ClusterSink::join(ClusterConfig::new(taken.addr(), secret()))
         .await
         .unwrap_err();
     assert!(
@@ -377,8 +377,9 @@ async fn bad_settings_are_refused_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_and_keys_over_the_limit_are_refused_or_stay_local() {
     bounded(async {
-        let a = join(config("a").max_signal_bytes(64)).await;
-        let b = join(config("b").seed(a.addr())).await;
+        let t = Cluster::new();
+        let a = join(t.config("a").max_signal_bytes(64)).await;
+        let b = join(t.config("b").seed(a.addr())).await;
         all_see(&[&a, &b], 2).await;
         let long = "x".repeat(65);
         let err = a.try_raise(long.clone()).unwrap_err();
@@ -409,6 +410,120 @@ async fn names_and_keys_over_the_limit_are_refused_or_stay_local() {
         assert!(!b.has_signal(&long));
         assert!(a.has_signal(&long));
         assert_eq!(a.traffic().unpublished_signals, 1);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retraction_reaches_everywhere_even_after_the_local_sink_dropped_the_signal() {
+    bounded(async {
+        let t = Cluster::new();
+        let a = join(t.config("a").max_capacity(20)).await;
+        let b = join(t.config("b").max_capacity(1000).seed(a.addr())).await;
+        all_see(&[&a, &b], 2).await;
+        a.raise("maintenance");
+        eventually("b sees it", || b.has_signal("maintenance")).await;
+        // b's raises fill a's local sink and push a's own signal out of it.
+        for i in 0..40 {
+            b.raise(format!("noise.{i}"));
+        }
+        eventually("a's sink dropped its own signal for room", || {
+            !a.has_signal("maintenance") && a.has_signal("noise.39")
+        })
+        .await;
+        assert!(b.has_signal("maintenance"), "still published");
+        assert!(a.retract("maintenance"), "found in what a publishes");
+        eventually("the retraction reaches b", || !b.has_signal("maintenance")).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_subscriber_raises_in_reaction_to_a_remote_signal_is_published() {
+    bounded(async {
+        let t = Cluster::new();
+        let a = join(t.config("a")).await;
+        let b = join(t.config("b").seed(a.addr())).await;
+        all_see(&[&a, &b], 2).await;
+        let sink = b.local().clone();
+        let _reaction = b.local().subscribe(move |e| {
+            if e.is("error.disk") {
+                sink.raise("alert.disk");
+            }
+        });
+        a.raise("error.disk");
+        eventually("b reacts", || b.has_signal("alert.disk")).await;
+        eventually("a sees b's reaction", || a.has_signal("alert.disk")).await;
+        tokio::time::sleep(GOSSIP * 6).await;
+        assert_eq!(
+            a.count_signals("error.disk"),
+            1,
+            "the mirrored one is not echoed"
+        );
+        assert_eq!(b.count_signals("error.disk"), 1);
+    })
+    .await;
+}
+
+/// A storm of raises moves heartbeats fast; a quiet spell afterwards must not look like a
+/// death (members stay, signals stay).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_stay_through_a_raise_storm_and_the_quiet_after_it() {
+    bounded(async {
+        let t = Cluster::new();
+        let a = join(t.config("a").max_capacity(500)).await;
+        let b = join(t.config("b").max_capacity(5000).seed(a.addr())).await;
+        all_see(&[&a, &b], 2).await;
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut watch = b.watch_members();
+        let d = drops.clone();
+        let watcher = tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                if watch.borrow().len() < 2 {
+                    d.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+        let started = std::time::Instant::now();
+        let mut i = 0u64;
+        while started.elapsed() < Duration::from_secs(2) {
+            a.raise(format!("storm.{}", i % 400));
+            i += 1;
+            if i % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        a.raise("last");
+        eventually("b sees the last raise", || b.has_signal("last")).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(drops.load(Ordering::SeqCst), 0, "b never lost a");
+        assert_eq!(b.members().len(), 2);
+        assert!(b.has_signal("last"));
+        watcher.abort();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_counts_escaped_bytes() {
+    bounded(async {
+        let t = Cluster::new();
+        let a = join(t.config("a").max_signal_bytes(64)).await;
+        // 20 control characters escape to 120 bytes.
+        let err = a.try_raise("\u{1}".repeat(20)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ClusterError::SignalTooLong {
+                    what: "name",
+                    len: 120,
+                    max: 64
+                }
+            ),
+            "{err}"
+        );
+        assert!(a.try_raise("\"".repeat(32)).is_ok());
+        assert!(a.try_raise("\"".repeat(33)).is_err());
     })
     .await;
 }

@@ -7,7 +7,18 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "the tests' shared secret, 32 bytes";
+/// A secret of its own for each test (tests run in parallel and free ports others may take:
+/// a shared secret could merge two tests' clusters).
+pub fn secret() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "test secret {} {} {:?}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now()
+    )
+}
 /// A short gossip interval keeps the tests quick; the protocol is the same.
 pub const GOSSIP: Duration = Duration::from_millis(50);
 /// Generous: CI machines are slow and noisy. Waits end as soon as their condition holds.
@@ -17,10 +28,25 @@ pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
 
-pub fn config(name: &str) -> ClusterConfig {
-    ClusterConfig::new(any_port(), SECRET)
-        .node_name(name)
-        .gossip_interval(GOSSIP)
+/// One test's cluster: its nodes share a secret no other test has.
+pub struct Cluster {
+    pub secret: String,
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        Cluster { secret: secret() }
+    }
+
+    pub fn config(&self, name: &str) -> ClusterConfig {
+        self.config_at(any_port(), name)
+    }
+
+    pub fn config_at(&self, addr: SocketAddr, name: &str) -> ClusterConfig {
+        ClusterConfig::new(addr, &self.secret)
+            .node_name(name)
+            .gossip_interval(GOSSIP)
+    }
 }
 
 pub async fn join(config: ClusterConfig) -> ClusterSink {
