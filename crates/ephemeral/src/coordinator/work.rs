@@ -98,7 +98,9 @@ impl<T: Send + 'static> WorkCoordinator<T> {
     /// enqueued and cancelled, and reading goes on. So once drained, the items read equal
     /// `completed + failed + cancelled` (and [`Stats::enqueued`](crate::Stats::enqueued)).
     /// If the coordinator is completed or cancelled first, reading stops: an item read at
-    /// that moment is counted as cancelled, and the rest of the stream is not read.
+    /// that moment is counted as cancelled, and the rest of the stream is not read. If the stream
+    /// (or the key function) panics, reading ends there as if the stream had ended: the items
+    /// read before still run, and the coordinator completes.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]

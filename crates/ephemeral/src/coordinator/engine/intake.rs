@@ -42,6 +42,12 @@ where
         // coordinator closed either counts this item or makes us see `closed` (see
         // `is_drained_now`). One atomic write per accepted item.
         let ticket = self.producer.enqueued.fetch_add(1, SeqCst);
+        // Taken back if refused, and also if the key's `Hash` or `Eq` panics in the push (a
+        // count left behind would make `drain` wait for an item that does not exist).
+        let mut count = TakenBackUnlessKept {
+            counter: &self.producer.enqueued,
+            keep: false,
+        };
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
@@ -51,9 +57,8 @@ where
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
             }
         };
-        if outcome.is_err() {
-            self.producer.enqueued.fetch_sub(1, SeqCst);
-        }
+        count.keep = outcome.is_ok();
+        drop(count);
         if outcome.is_ok() {
             self.hub.telemetry.accepted();
             if self.cancelled.load(SeqCst) {
@@ -240,6 +245,20 @@ where
         self.cancelled_items.fetch_add(1, SeqCst);
         self.producer.enqueued.fetch_add(1, SeqCst);
         self.hub.telemetry.accepted_cancelled();
+    }
+}
+
+/// Takes one back from `counter` when dropped, unless `keep` was set (also on unwind).
+struct TakenBackUnlessKept<'a> {
+    counter: &'a std::sync::atomic::AtomicU64,
+    keep: bool,
+}
+
+impl Drop for TakenBackUnlessKept<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.counter.fetch_sub(1, SeqCst);
+        }
     }
 }
 

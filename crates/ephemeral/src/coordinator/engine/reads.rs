@@ -300,6 +300,9 @@ where
     {
         let shared = self.clone();
         self.runtime.spawn(async move {
+            // Completes the coordinator however reading ends, also when the stream or the key
+            // function panics (the items read before still run; a drain does not hang).
+            let _complete = CompleteOnDrop(&shared);
             let mut stream = std::pin::pin!(stream);
             let closed = shared.closed_token.clone();
             loop {
@@ -312,8 +315,18 @@ where
                     break;
                 }
             }
-            shared.complete();
         });
+    }
+}
+
+/// Completes the coordinator when dropped.
+struct CompleteOnDrop<'a, T: Send + 'static, I: Intake<T>, R: Send + 'static>(
+    &'a Arc<Shared<T, I, R>>,
+);
+
+impl<T: Send + 'static, I: Intake<T>, R: Send + 'static> Drop for CompleteOnDrop<'_, T, I, R> {
+    fn drop(&mut self) {
+        self.0.complete();
     }
 }
 
