@@ -3,30 +3,15 @@
 use crate::operation::OperationSnapshot;
 use crate::outcome::Outcome;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
-use crate::BoxError;
-use futures_util::future::BoxFuture;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) type SyncHandler<E> = Arc<dyn Fn(&E) + Send + Sync>;
-pub(crate) type AsyncHandler<E> =
-    Arc<dyn Fn(E) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
+pub(crate) use crate::signal::handler::{async_handler, AsyncHandler, SyncHandler};
 
-/// Boxes a user's async handler into the uniform shape.
-pub(crate) fn async_handler<E, F, Fut>(f: F) -> AsyncHandler<E>
-where
-    F: Fn(E) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output: Outcome<()>> + Send + 'static,
-{
-    Arc::new(move |e| {
-        let fut = f(e);
-        Box::pin(async move { fut.await.into_result() })
-    })
-}
+pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
 
 /// Configuration shared by every coordinator (and by [`for_each`](crate::for_each)).
 ///

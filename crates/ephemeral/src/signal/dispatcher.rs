@@ -1,8 +1,8 @@
 //! Pattern-routed async signal handlers.
 
-use crate::options::{async_handler, AsyncHandler};
 use crate::outcome::Outcome;
 use crate::pattern::Pattern;
+use crate::signal::handler::{async_handler, AsyncHandler};
 use crate::signal::{SignalEvent, SignalSink, Subscription};
 use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};

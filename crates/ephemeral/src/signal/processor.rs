@@ -219,7 +219,7 @@ impl<E: Send + 'static> Processor<E> {
 
     /// A processor for handlers that take no token (the options' `on_*_async`).
     pub(crate) fn without_token(
-        handler: crate::options::AsyncHandler<E>,
+        handler: crate::signal::handler::AsyncHandler<E>,
         max_concurrency: usize,
         max_queue: usize,
     ) -> Self {

@@ -41,12 +41,9 @@ use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::{Intake, Job, Padded, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
-use crate::operation::expiry::ExpireTarget;
-use crate::operation::hub::Hub;
-use crate::operation::{Operation, OperationError, OperationSnapshot, Slot};
+use crate::operation::{Operation, OperationError, OperationSnapshot};
 use crate::options::{Options, SampleHandler};
 use crate::outcome::Outcome;
-use crate::signal::reactive::GateKind;
 use crate::signal::SignalEvent;
 use crate::time;
 use crate::window::{self, Window};
@@ -63,9 +60,18 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod control;
+mod expiry;
+mod gates;
+mod hub;
 mod intake;
 mod reads;
+mod slot;
 mod worker;
+
+use expiry::ExpireTarget;
+use gates::GateKind;
+use hub::Hub;
+use slot::Slot;
 
 type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, WorkerSlot<T, I, R>) + Send + Sync>;
 

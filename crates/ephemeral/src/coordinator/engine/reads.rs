@@ -1,8 +1,8 @@
 //! Reads: counters, snapshots, signal visits, pinning.
+use super::expiry::Due;
+use super::slot::SlotState;
 use super::*;
 use crate::label::KeyLabel;
-use crate::operation::expiry::Due;
-use crate::operation::SlotState;
 use crate::signal::SignalRetracted;
 use crate::window::Finished;
 
