@@ -159,6 +159,7 @@ mod outcome;
 pub mod pattern;
 pub mod patterns;
 mod signal;
+mod sync;
 mod telemetry;
 mod time;
 mod window;

@@ -4,6 +4,7 @@ use crate::outcome::Outcome;
 use crate::pattern::Pattern;
 use crate::signal::handler::{async_handler, AsyncHandler};
 use crate::signal::{SignalEvent, SignalSink, Subscription};
+use crate::sync::{Mutex, MutexGuard};
 use futures_util::future::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::hash_map::Entry;
@@ -12,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// A handler, boxed into the one shape every async signal handler has.
@@ -441,16 +442,16 @@ impl SignalDispatcher {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // No user code runs under this lock, so poisoning cannot leave broken state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     fn rules(&self) -> Arc<Vec<Rule>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.rules.lock().clone()
     }
 
     /// Copy-on-write update of the rules: `f` edits a copy, which then replaces them.
     fn update_rules(&self, f: impl FnOnce(&mut Vec<Rule>)) {
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rules = self.rules.lock();
         let mut next: Vec<Rule> = rules
             .iter()
             .map(|r| Rule {

@@ -2,6 +2,7 @@
 
 use crate::outcome::Outcome;
 use crate::signal::SignalEvent;
+use crate::sync::{Mutex, MutexGuard};
 use crate::BoxError;
 use futures_util::future::{BoxFuture, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -10,7 +11,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -300,7 +301,7 @@ impl<E: Send + 'static> Processor<E> {
 
 impl<E> Shared<E> {
     fn lock(&self) -> MutexGuard<'_, State<E>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// A handler finished (its outcome already counted): tells `idle` waiters if nothing

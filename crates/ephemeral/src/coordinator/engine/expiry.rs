@@ -11,10 +11,11 @@
 //! when its coordinator goes away.
 
 use crate::signal::SignalEvent;
+use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::sync::Mutex;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -85,9 +86,9 @@ impl Expiry {
         let _ = self.target.set(target);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> crate::sync::MutexGuard<'_, Queue> {
         // No user code runs under this lock.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.lock()
     }
 
     /// Schedules the end of `event`, a signal with a ttl recorded on its operation.

@@ -7,23 +7,6 @@ where
     I: Intake<T>,
     R: Send + 'static,
 {
-    /// Whether a cancel-on / defer-on signal is present (exact: expired operations are purged
-    /// before a positive window count is believed).
-    pub(super) fn gate_active(&self, kind: GateKind) -> bool {
-        let gates = &self.hub.gates;
-        if !gates.configured(kind) {
-            return false;
-        }
-        if gates.window_maybe(kind) {
-            // Trimming the window to its logical content makes the count exact.
-            self.with_window(|_| ());
-            if gates.window_maybe(kind) {
-                return true;
-            }
-        }
-        gates.sink_active(kind)
-    }
-
     pub(super) fn try_push(
         &self,
         item: T,

@@ -45,6 +45,8 @@ use crate::operation::{Operation, OperationError, OperationSnapshot};
 use crate::options::{Options, SampleHandler};
 use crate::outcome::Outcome;
 use crate::signal::SignalEvent;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{Mutex, MutexGuard};
 use crate::time;
 use crate::window::{self, Window};
 use crate::BoxError;
@@ -52,8 +54,7 @@ use futures_util::FutureExt;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -338,12 +339,12 @@ where
     fn track(&self) -> MutexGuard<'_, Track<R, I::Label>> {
         // No user code runs under this lock except drops of evicted results; the state is
         // consistent at every unlock, so a poisoned lock is still usable.
-        self.track.lock().unwrap_or_else(|e| e.into_inner())
+        self.track.lock()
     }
 
     fn ctl(&self) -> MutexGuard<'_, Ctl<R, I::Label>> {
         // Same reasoning as `track`.
-        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+        self.ctl.lock()
     }
 }
 

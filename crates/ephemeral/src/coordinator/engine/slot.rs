@@ -14,9 +14,10 @@ use crate::id::OperationId;
 use crate::label::KeyLabel;
 use crate::operation::{OpSlot, OperationError, OperationSnapshot};
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted};
+use crate::sync::{Mutex, MutexGuard};
 use crate::time;
 use crate::window::{Finished, Window};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -29,11 +30,11 @@ pub(crate) struct Slot<R, L> {
     pub(crate) hub: Arc<Hub>,
     state: Mutex<SlotState<R, L>>,
     /// The worker is looking for an item, running a body, or sampling after one.
-    pub(crate) busy: std::sync::atomic::AtomicBool,
+    pub(crate) busy: crate::sync::atomic::AtomicBool,
     /// The id (raw) of the last operation whose body returned. Its worker records it lazily,
     /// with the start of the next one; until then this keeps handles that outlive the body
     /// from changing its signals.
-    ended: std::sync::atomic::AtomicU64,
+    ended: crate::sync::atomic::AtomicU64,
 }
 
 /// What a slot's lock guards.
@@ -47,7 +48,7 @@ impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
     fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>)) {
         let mut st = self.lock();
         let running = &mut st.running;
-        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
+        let ended = self.ended.load(crate::sync::atomic::Ordering::Acquire);
         f(
             running.id.filter(|id| id.get() != ended),
             &mut running.signals,
@@ -55,7 +56,7 @@ impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
     }
     fn set_label(&self, id: OperationId, label: Arc<str>) -> bool {
         let mut st = self.lock();
-        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
+        let ended = self.ended.load(crate::sync::atomic::Ordering::Acquire);
         if st.running.id != Some(id) || id.get() == ended {
             return false;
         }
@@ -156,8 +157,8 @@ impl<R, L> Slot<R, L> {
     pub(crate) fn new(hub: Arc<Hub>, max: usize, lifetime: Option<std::time::Duration>) -> Self {
         Slot {
             hub,
-            busy: std::sync::atomic::AtomicBool::new(false),
-            ended: std::sync::atomic::AtomicU64::new(0),
+            busy: crate::sync::atomic::AtomicBool::new(false),
+            ended: crate::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(SlotState {
                 running: Running {
                     id: None,
@@ -176,12 +177,12 @@ impl<R, L> Slot<R, L> {
     /// The body of operation `id` returned: its handles stop changing it.
     pub(crate) fn body_returned(&self, id: OperationId) {
         self.ended
-            .store(id.get(), std::sync::atomic::Ordering::Release);
+            .store(id.get(), crate::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R, L>> {
         // Only our own code (and drops of evicted results) runs under this lock; a poisoned
         // lock holds consistent data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 }

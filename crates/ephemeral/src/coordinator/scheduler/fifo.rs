@@ -2,8 +2,8 @@
 
 use super::{Intake, Job, Padded, Refused, Released, RING_MAX};
 use crate::id::OperationId;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_queue::{ArrayQueue, SegQueue};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
 /// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented

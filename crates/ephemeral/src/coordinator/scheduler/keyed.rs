@@ -4,12 +4,12 @@
 use super::{Intake, Job, Padded, Refused, Released, RING_MAX};
 use crate::id::OperationId;
 use crate::label::Label;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Mutex, MutexGuard};
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 /// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of the
 /// items that can start.
@@ -291,9 +291,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     fn shard_at(&self, hash: u64) -> MutexGuard<'_, Shard<T, K>> {
         // A key's `Hash`, `Eq`, `Clone` and `Drop` run under these locks. Should one panic,
         // the map is still sound (std's map stays consistent on unwind), so later calls go on.
-        self.shards[(hash % SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shards[(hash % SHARDS as u64) as usize].lock()
     }
 
     /// Locks `key`'s shard.
@@ -302,9 +300,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     }
 
     fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard<T, K>>> {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+        self.shards.iter().map(|s| s.lock())
     }
 
     /// Items of `key` not started: queued, or admitted and not taken. `started` says whether
