@@ -56,6 +56,40 @@ where
         self.is_drained_now() && self.hub.handlers_idle()
     }
 
+    /// Closed, nothing pending, no worker busy, and every accepted item finished or
+    /// cancelled.
+    ///
+    /// Why no item in flight is missed: a producer counts an item in `enqueued` *before* it
+    /// reads `closed`. We read `closed` first and `enqueued` after it, so a producer counting
+    /// later sees `closed` and refuses its item; every item counted in what we read is
+    /// accepted (or about to be taken back), and it is finished only if a worker recorded it
+    /// (under the slot lock we read the counts under) or cancelled it.
+    pub(super) fn is_drained_now(&self) -> bool {
+        if !self.closed.load(SeqCst) || self.intake.len() != 0 || self.sourcing.load(SeqCst) != 0 {
+            return false;
+        }
+        let enqueued = self.producer.enqueued.load(SeqCst);
+        let track = self.track();
+        let ctl = self.ctl();
+        let mut finished = track.retired.completed + track.retired.failed;
+        for slot in &ctl.slots {
+            if slot.busy.load(SeqCst) {
+                return false;
+            }
+            let st = slot.lock();
+            finished += st.window.completed + st.window.failed;
+        }
+        finished + self.cancelled_items.load(SeqCst) == enqueued
+    }
+
+    /// Notifies drain waiters and parked workers if the coordinator is drained.
+    pub(super) fn check_drained(&self) {
+        if self.is_drained_now() {
+            self.wake_all();
+            self.drained.notify_waiters();
+        }
+    }
+
     pub(crate) fn pause(&self) {
         self.paused.store(true, SeqCst);
     }

@@ -1,4 +1,5 @@
 //! Producers: refusing, pushing, and waiting for queue room.
+use super::wake::WaiterGuard;
 use super::*;
 
 impl<T, I, R> Shared<T, I, R>
@@ -254,12 +255,3 @@ impl<T: Send + 'static, I: Intake<T>, R: Send + 'static> Drop for SourcingGuard<
 /// How often a producer facing a full queue yields to the runtime before it waits to be told
 /// of room.
 const YIELDS_BEFORE_WAITING: usize = 1;
-
-/// Withdraws an `enqueue` waiter's registration however its wait ends.
-pub(super) struct WaiterGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
-    }
-}

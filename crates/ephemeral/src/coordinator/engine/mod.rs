@@ -38,7 +38,7 @@
 
 use super::completion::{Completion, Replies};
 use super::error::{EnqueueError, TryEnqueueError};
-use super::scheduler::{Intake, Job, Padded, Refused, Released};
+use super::scheduler::{Intake, Job, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
 use crate::operation::{Operation, OperationError, OperationSnapshot};
@@ -50,6 +50,7 @@ use crate::sync::{Mutex, MutexGuard};
 use crate::time;
 use crate::window::{self, Window};
 use crate::BoxError;
+use crossbeam_utils::CachePadded;
 use futures_util::FutureExt;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -67,6 +68,7 @@ mod hub;
 mod intake;
 mod reads;
 mod slot;
+mod wake;
 mod worker;
 
 use expiry::ExpireTarget;
@@ -94,7 +96,7 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     limit: AtomicUsize,
     workers: AtomicUsize,
     /// Producers waiting for queue room: written when a producer waits, so on lines of its own.
-    room: Padded<Room>,
+    room: CachePadded<Room>,
     wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
@@ -105,9 +107,9 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     /// Replies owed to `Completion`s (see `enqueue_with_handle`).
     replies: Replies<R>,
     /// Written by producers on every push: kept off the lines workers write.
-    producer: Padded<ProducerCounters>,
+    producer: CachePadded<ProducerCounters>,
     /// Written when workers park and wake.
-    parking: Padded<Parking>,
+    parking: CachePadded<Parking>,
 
     /// Parked workers wait here.
     work: Notify,
@@ -279,7 +281,7 @@ where
             paused: AtomicBool::new(false),
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
-            room: Padded(Room {
+            room: CachePadded::new(Room {
                 waiters: AtomicUsize::new(0),
                 signalled: AtomicBool::new(false),
                 key_waiters: AtomicUsize::new(0),
@@ -290,10 +292,10 @@ where
             sourcing: AtomicUsize::new(0),
             deferring: AtomicUsize::new(0),
             replies: Replies::new(),
-            producer: Padded(ProducerCounters {
+            producer: CachePadded::new(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),
-            parking: Padded(Parking {
+            parking: CachePadded::new(Parking {
                 idle: AtomicUsize::new(0),
                 waking: AtomicBool::new(false),
             }),

@@ -10,18 +10,6 @@ mod keyed;
 pub(crate) use fifo::Fifo;
 pub(crate) use keyed::Keyed;
 
-/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
-/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 /// One pending item.
 pub(crate) struct Job<T, K> {
     pub(crate) item: T,
