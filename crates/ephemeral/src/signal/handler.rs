@@ -3,8 +3,9 @@
 
 use crate::outcome::Outcome;
 use crate::BoxError;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, FutureExt};
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// A synchronous handler of `&E` (`on_signal`, `on_signal_retracted`).
@@ -20,8 +21,28 @@ where
     F: Fn(E) -> Fut + Send + Sync + 'static,
     Fut: Future<Output: Outcome<()>> + Send + 'static,
 {
-    Arc::new(move |e| {
-        let fut = f(e);
-        Box::pin(async move { fut.await.into_result() })
-    })
+    Arc::new(move |e| boxed(f(e)))
+}
+
+/// Boxes a handler's future into the uniform output (the one place a handler future is
+/// boxed).
+pub(crate) fn boxed<Fut>(fut: Fut) -> BoxFuture<'static, Result<(), BoxError>>
+where
+    Fut: Future<Output: Outcome<()>> + Send + 'static,
+{
+    Box::pin(async move { fut.await.into_result() })
+}
+
+/// Runs one handler call with its panics contained, the one way every async handler runs:
+/// `call` makes the handler's future (its synchronous part may panic: then `None`), and the
+/// returned future resolves to whether the handler succeeded (`Ok`, no panic).
+pub(crate) fn contained(
+    call: impl FnOnce() -> BoxFuture<'static, Result<(), BoxError>>,
+) -> Option<impl Future<Output = bool> + Send + 'static> {
+    let fut = catch_unwind(AssertUnwindSafe(call)).ok()?;
+    Some(
+        AssertUnwindSafe(fut)
+            .catch_unwind()
+            .map(|r| matches!(r, Ok(Ok(())))),
+    )
 }

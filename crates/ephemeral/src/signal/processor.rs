@@ -1,15 +1,15 @@
 //! A bounded, lossy background queue of async signal handlers.
 
 use crate::outcome::Outcome;
+use crate::signal::handler::{boxed, contained};
 use crate::signal::SignalEvent;
 use crate::sync::{Mutex, MutexGuard};
 use crate::BoxError;
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -69,10 +69,7 @@ impl AsyncSignalProcessor {
         F: Fn(SignalEvent, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
-        let handler: TokenHandler<SignalEvent> = Arc::new(move |e, t| {
-            let fut = handler(e, t);
-            Box::pin(async move { fut.await.into_result() })
-        });
+        let handler: TokenHandler<SignalEvent> = Arc::new(move |e, t| boxed(handler(e, t)));
         AsyncSignalProcessor {
             inner: Processor::new(handler, max_concurrency, max_queue_size),
         }
@@ -347,9 +344,9 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
             // panic before returning its future.
             for event in starting.drain(..) {
                 let handler = &shared.handler;
-                match catch_unwind(AssertUnwindSafe(|| handler(event, shared.token.clone()))) {
-                    Ok(fut) => running.push(AssertUnwindSafe(fut).catch_unwind()),
-                    Err(_) => {
+                match contained(|| handler(event, shared.token.clone())) {
+                    Some(run) => running.push(run),
+                    None => {
                         shared.failed.fetch_add(1, Ordering::Relaxed);
                         shared.one_done();
                     }
@@ -361,10 +358,11 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
         tokio::select! {
             biased;
             Some(outcome) = running.next(), if !running.is_empty() => {
-                match outcome {
-                    Ok(Ok(())) => shared.processed.fetch_add(1, Ordering::Relaxed),
-                    Ok(Err(_)) | Err(_) => shared.failed.fetch_add(1, Ordering::Relaxed),
-                };
+                if outcome {
+                    shared.processed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 shared.one_done();
             }
             () = shared.wake.notified() => {}
