@@ -1,4 +1,12 @@
-//! Complete, cancel, drain, pause, resize, and stream feeding.
+//! Complete, cancel, drain, pause, resize, and the drain check.
+//!
+//! # Invariants
+//!
+//! * `closed` only goes from false to true; `complete` reports the call that flipped it.
+//! * `cancel` drops every pending item exactly once (the first call), counting each as
+//!   cancelled, so `enqueued == completed + failed + cancelled` holds after a drain.
+//! * Whoever moves a drain condition towards true (closing, a worker going idle, a source
+//!   finishing an item) runs `check_drained` afterwards.
 use super::*;
 
 impl<T, I, R> Shared<T, I, R>

@@ -9,6 +9,13 @@
 //! until the soonest deadline and then reads the window. It is spawned with the first
 //! scheduled signal, so coordinators that never use a ttl have no such task, and it stops
 //! when its coordinator goes away.
+//!
+//! # Invariants
+//!
+//! * The queue's lock is a leaf (see the engine's lock order): taken under the slot locks of a
+//!   window read, never with a call out of this module.
+//! * A signal is scheduled only after it was recorded on its operation, so a due entry whose
+//!   signal is not found was retracted or left with its operation, and is simply dropped.
 
 use crate::signal::SignalEvent;
 use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};

@@ -10,6 +10,15 @@
 //! * the sink side caches the last answer with the sink's change generation and, when a match
 //!   was present, the instant until which it surely stays (events only disappear by ageing,
 //!   which the deadline covers, or by raises and clears, which move the generation).
+//!
+//! # Invariants
+//!
+//! * A gate's window count equals the live window signals matching it, plus matches on
+//!   expired operations not yet purged, once every emit, retract or removal in flight has
+//!   returned: it is raised under the slot's lock as a signal is recorded, and lowered as one
+//!   is retracted or leaves the window.
+//! * The sink cache lock is taken with no engine lock held, and the sink's lock under it
+//!   (see the engine's lock order).
 
 use super::{Intake, Shared};
 use crate::pattern::PatternSet;

@@ -1,4 +1,11 @@
 //! Where an operation's signals go: the coordinator-wide signal plumbing.
+//!
+//! # Invariants
+//!
+//! * Shared by every operation of one coordinator; immutable after construction except
+//!   through its parts' own synchronisation (gates, expiry, processors).
+//! * `publish` and `retracted` run user code (`on_signal`, the sink's subscribers, handlers):
+//!   they are called with no engine lock held, and a panicking sync handler is contained.
 
 use super::expiry::Expiry;
 use super::gates::Gates;

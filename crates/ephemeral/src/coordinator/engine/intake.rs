@@ -1,4 +1,11 @@
 //! Producers: refusing, pushing, and waiting for queue room.
+//!
+//! # Invariants
+//!
+//! * An item is counted in `enqueued` before `closed` is read, and the count is taken back if
+//!   the item is refused: a refused item was never enqueued.
+//! * A producer waiting for room is counted in `room.waiters` only while it waits (a guard
+//!   takes the count back if its future is dropped).
 use super::wake::WaiterGuard;
 use super::*;
 

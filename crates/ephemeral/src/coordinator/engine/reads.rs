@@ -1,4 +1,12 @@
 //! Reads: counters, snapshots, signal visits, pinning.
+//!
+//! # Invariants
+//!
+//! * A read of the window holds `track`, `ctl` and every slot's lock (in that order) while it
+//!   looks, so it sees each operation exactly once: running, or finished in one shard.
+//! * Every window read first retracts the signals whose ttl ended and trims the window to its
+//!   logical content, so no read returns an expired operation or signal.
+//! * Evicted results are dropped and retraction handlers run after every lock is released.
 use super::expiry::Due;
 use super::slot::SlotState;
 use super::*;

@@ -37,7 +37,7 @@ impl Shared {
         drop(old);
     }
 
-    /// See [`SignalDispatcher::dispatch`].
+    /// See [`SignalDispatcher::dispatch`](super::SignalDispatcher::dispatch).
     pub(super) fn dispatch(&self, event: SignalEvent) -> bool {
         let mut state = self.lock();
         if state.closed {

@@ -34,7 +34,7 @@ pub(super) struct KeyState<T> {
     pub(super) rest: VecDeque<Queued<T>>,
     /// Items admitted to `ready` and not released: waiting there, or running.
     pub(super) admitted: usize,
-    /// The key's item waiting in `ready` (see [`Keyed`]'s invariants).
+    /// The key's item waiting in `ready` (see [`Keyed`](super::Keyed)'s invariants).
     pub(super) in_ready: Option<OperationId>,
     /// With fast slots: queued items wait for the item admitted through the key's slot.
     pub(super) waits_on_slot: bool,
