@@ -119,6 +119,7 @@ impl<R> Replies<R> {
         self.owed.load(SeqCst) != 0
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

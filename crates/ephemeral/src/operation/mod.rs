@@ -100,10 +100,10 @@ impl Operation {
     /// Emits a signal as the root of a chain (depth 1; depth 0 for a
     /// [leaf signal](crate::SignalConstraints::leaf_signals)).
     ///
-    /// Always answers `true`: [`SignalConstraints`](crate::SignalConstraints) only limit what a
+    /// Always returns `true`: [`SignalConstraints`](crate::SignalConstraints) only limit what a
     /// *cause* may cause (depth, cycles, terminal signals), and a root has no cause, so no
     /// configuration blocks it. The `bool` mirrors [`emit_caused`](Self::emit_caused), which
-    /// can answer `false`. Use [`emit_event`](Self::emit_event) to get the event.
+    /// can return `false`. Use [`emit_event`](Self::emit_event) to get the event.
     ///
     /// The signal is recorded on this operation while its body runs, raised on the configured
     /// sink and passed to the `on_signal` handlers.
@@ -117,7 +117,7 @@ impl Operation {
     /// (`on_signal_retracted`, with [`is_expiry`](crate::SignalRetracted::is_expiry) true),
     /// `defer_on_signals` / `cancel_on_signals` gates release, and a configured sink stops
     /// returning it. The operation itself stays in the window as long as before, so failures
-    /// remain listed. Always answers `true`, as `emit` does (a root is never blocked).
+    /// remain listed. Always returns `true`, as `emit` does (a root is never blocked).
     ///
     /// ```
     /// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
@@ -145,11 +145,11 @@ impl Operation {
         self.emit_inner(signal.into(), None, Some(ttl)).is_some()
     }
 
-    /// Emits a signal caused by `cause` (its propagation extends the cause's path); answers
+    /// Emits a signal caused by `cause` (its propagation extends the cause's path); returns
     /// `false`, and the signal goes nowhere, when the coordinator's
     /// [`SignalConstraints`](crate::SignalConstraints) block it (the cause is at the maximum
     /// depth, the name is already on the cause's path, or the cause is terminal). Without
-    /// constraints it always answers `true`. A cause with no propagation (hand-made or leaf)
+    /// constraints it always returns `true`. A cause with no propagation (hand-made or leaf)
     /// starts a fresh chain and is never blocked. Use
     /// [`emit_caused_event`](Self::emit_caused_event) to get the event.
     pub fn emit_caused(&self, signal: impl Into<Arc<str>>, cause: &SignalEvent) -> bool {
@@ -267,7 +267,7 @@ impl Operation {
         Some(event)
     }
 
-    /// Removes the first signal named exactly `signal` from this operation; answers whether
+    /// Removes the first signal named exactly `signal` from this operation; returns whether
     /// one was there. Fires `on_signal_retracted` / `on_signal_retracted_async`.
     pub fn retract(&self, signal: &str) -> bool {
         let slot = &*self.slot;
@@ -294,7 +294,7 @@ impl Operation {
         true
     }
 
-    /// Removes every signal matching the glob `pattern`; answers how many. Fires one
+    /// Removes every signal matching the glob `pattern`; returns how many. Fires one
     /// retraction event per removed signal.
     pub fn retract_matching(&self, pattern: &str) -> usize {
         let p = Pattern::new(pattern);

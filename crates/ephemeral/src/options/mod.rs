@@ -159,7 +159,7 @@ impl Options {
     }
 
     /// How many items may wait to start (must be at least 1): `enqueue` waits and
-    /// `try_enqueue` answers `Full` beyond it. Defaults to `max_tracked_operations`.
+    /// `try_enqueue` returns `Full` beyond it. Defaults to `max_tracked_operations`.
     ///
     /// Up to 65,536, the queue is a ring allocated up front: one slot per item, each the size
     /// of the item plus three or four words (the key, for keyed coordinators). Larger
@@ -250,7 +250,7 @@ impl Options {
 
     /// A name for the coordinator, to tell several apart (default: none).
     ///
-    /// Today it is what the coordinator's `name()` answers (for example
+    /// Today it is what the coordinator's `name()` returns (for example
     /// [`WorkCoordinator::name`](crate::WorkCoordinator::name)) and it appears in the
     /// coordinator's `Debug` output and in this `Options`' own (see also
     /// [`name_ref`](Self::name_ref)). It changes no behaviour. Factories

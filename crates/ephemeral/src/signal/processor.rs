@@ -76,7 +76,7 @@ impl AsyncSignalProcessor {
     }
 
     /// Queues a signal; never waits. Answers `false` only after shutdown or cancel (a full
-    /// queue drops its oldest signal instead and answers `true`).
+    /// queue drops its oldest signal instead and returns `true`).
     pub fn enqueue(&self, event: SignalEvent) -> bool {
         self.inner.enqueue(event)
     }
@@ -106,12 +106,22 @@ impl AsyncSignalProcessor {
     }
 
     /// Stops intake and waits until every queued signal has been handled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and queued signals are still handled in the background.
     pub async fn shutdown(&self) {
         self.inner.shutdown().await;
     }
 
     /// Stops intake, drops queued signals and cancels running handlers' token; waits for the
     /// running handlers to return.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: queued signals are dropped and the token is cancelled when the future is first
+    /// polled; dropping it afterwards only stops the waiting.
     pub async fn cancel(&self) {
         self.inner.cancel().await;
     }

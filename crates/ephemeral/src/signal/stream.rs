@@ -136,6 +136,11 @@ impl SignalStream {
 
     /// The next event, waiting for one if none is queued; `None` once every handle of the sink
     /// is gone and the queued events have been taken.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an event is taken only when the future resolves, so dropping it (for example in
+    /// `tokio::select!`) loses none.
     pub async fn recv(&mut self) -> Option<SignalEvent> {
         futures_util::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

@@ -257,7 +257,7 @@ enum Refusal<T, K> {
 
 impl<T, K> Refusal<T, K> {
     /// The item and key back if the queue was full (worth waiting for room), else the error
-    /// `enqueue` answers.
+    /// `enqueue` returns.
     fn unless_full(self) -> Result<(T, K), EnqueueError<T>> {
         match self {
             Refusal::Full(t, k) => Ok((t, k)),
@@ -288,7 +288,7 @@ pub(crate) enum SourceOutcome {
     Closed,
 }
 
-/// Decrements `counter` if it is positive; answers whether it did.
+/// Decrements `counter` if it is positive; returns whether it did.
 fn take_one(counter: &AtomicUsize) -> bool {
     counter
         .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))

@@ -25,7 +25,7 @@ where
         !self.paused.load(SeqCst) && !self.cancelled.load(SeqCst) && self.intake.has_ready()
     }
 
-    /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; answers
+    /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; returns
     /// whether it did.
     pub(super) fn wake_one(&self) -> bool {
         // Cheapest exits first: they read lines that rarely change. With every worker spawned
@@ -110,7 +110,7 @@ where
         self.workers.load(SeqCst) > self.limit.load(SeqCst)
     }
 
-    /// Leaves if there are more workers than the limit; answers whether this worker left. Its
+    /// Leaves if there are more workers than the limit; returns whether this worker left. Its
     /// finished operations move to the window of retired workers.
     pub(super) fn try_exit_for_shrink(&self, slot: &WorkerSlot<T, I, R>) -> bool {
         self.unregister(slot, true)
@@ -125,7 +125,7 @@ where
     }
 
     /// Removes `slot` from the workers (only if they exceed the limit, with `shrinking`) and
-    /// moves its finished operations to the retired window; answers whether it did.
+    /// moves its finished operations to the retired window; returns whether it did.
     fn unregister(&self, slot: &WorkerSlot<T, I, R>, shrinking: bool) -> bool {
         let mut dead = Vec::new();
         let mut track = self.track();

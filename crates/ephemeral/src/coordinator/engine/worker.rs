@@ -36,7 +36,7 @@ where
     R: Send + 'static,
 {
     /// Workers that are busy: looking for an item, running a body, or sampling after one.
-    pub(super) fn active_now(&self) -> usize {
+    pub(crate) fn active_now(&self) -> usize {
         self.ctl()
             .slots
             .iter()

@@ -51,7 +51,7 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     /// Whether an item could start now (its key is below its cap).
     fn has_ready(&self) -> bool;
     /// Adds an item as operation `id` unless `capacity` items are pending (or its key is at
-    /// its pending limit); answers `id`.
+    /// its pending limit); returns `id`.
     ///
     /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
     /// the start-order stamp (their start order is their enqueue order), which saves them a

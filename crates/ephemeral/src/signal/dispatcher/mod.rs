@@ -41,7 +41,7 @@ struct Rule {
 ///   `max_concurrent_names` names at once; names waiting for a slot are served round-robin, so
 ///   a busy name cannot starve the others.
 /// * At most `max_queued` events wait (not counting those being handled). When that many wait,
-///   `dispatch` refuses the new event, answers `false` and counts it in
+///   `dispatch` refuses the new event, returns `false` and counts it in
 ///   [`dropped_count`](Self::dropped_count).
 /// * A name costs memory only while it has events waiting or being handled, so
 ///   high-cardinality names such as `progress:37` do not accumulate.
@@ -433,6 +433,11 @@ impl SignalDispatcher {
 
     /// Stops intake and returns once every event already queued has been handled.
     /// Idempotent: later calls wait for the same thing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and queued events are still handled in the background.
     pub async fn shutdown(&self) {
         self.shared.close();
         self.shared.wait_finished().await;
