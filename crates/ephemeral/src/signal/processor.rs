@@ -381,9 +381,3 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
     shared.lock().finished = true;
     shared.done.notify_waiters();
 }
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync + Clone>() {}
-    is::<AsyncSignalProcessor>();
-}

@@ -456,9 +456,3 @@ impl fmt::Debug for SignalDispatcher {
             .finish()
     }
 }
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync + Clone>() {}
-    is::<SignalDispatcher>();
-}
