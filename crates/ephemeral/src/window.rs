@@ -278,6 +278,7 @@ impl<R, L> Window<R, L> {
             .chain(self.pinned.iter().map(|r| (r, true)))
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     /// Number of finished operations held (including expired ones not yet dropped).
     pub(crate) fn held(&self) -> usize {
         self.finished.len() + self.pinned.len()
@@ -314,7 +315,7 @@ impl<R, L> Window<R, L> {
         true
     }
 
-    /// Removes `event` from the finished operation `id`'s signals; answers whether it was
+    /// Removes `event` from the finished operation `id`'s signals; returns whether it was
     /// there (reported to `gates` if so).
     pub(crate) fn remove_signal(
         &mut self,

@@ -132,7 +132,10 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Spans {
         }
     }
     fn on_record(&self, id: &Id, values: &Record<'_>, _: Context<'_, S>) {
-        if let Some(&at) = self.live.lock().unwrap().get(&id.into_u64()) {
+        // `live`'s guard is released before `ops` is locked: `on_new_span` takes `ops`, then
+        // `live`, and holding both here in the other order deadlocked parallel tests.
+        let at = self.live.lock().unwrap().get(&id.into_u64()).copied();
+        if let Some(at) = at {
             values.record(&mut Fields(&mut self.ops.lock().unwrap()[at]));
         }
     }

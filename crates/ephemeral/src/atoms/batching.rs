@@ -278,6 +278,11 @@ impl<T: Send + 'static> BatchingAtom<T> {
     ///     assert_eq!((atom.stats().batches, atom.stats().items), (1, 2));
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future stops the waiting; a flush it already requested still
+    /// happens.
     pub async fn flush(&self) {
         let (reply, answer) = oneshot::channel();
         if self.tx.send(Msg::Flush(reply)).await.is_err() {
@@ -293,7 +298,7 @@ impl<T: Send + 'static> BatchingAtom<T> {
         }
     }
 
-    /// Refuses new items from now on (`add` answers `Closed(item)`), delivers the rest, and
+    /// Refuses new items from now on (`add` returns `Closed(item)`), delivers the rest, and
     /// returns once the last batch has been handled. Idempotent.
     ///
     /// ```
@@ -309,6 +314,13 @@ impl<T: Send + 'static> BatchingAtom<T> {
     ///     assert!(atom.coordinator().is_drained());
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Partly: once first polled, the atom refuses new items. If the future is dropped before its
+    /// close request reached the background task, that task keeps running: buffered items are still
+    /// delivered at the flush interval, and a later `close` (or dropping the atom) finishes the
+    /// job. Dropping it after that only stops the waiting.
     pub async fn close(&self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         let _ = self.tx.send(Msg::Close).await;

@@ -95,7 +95,7 @@ impl<T: Send + 'static> FixedWorkAtom<T> {
         }
     }
 
-    /// Adds an item, waiting for queue room; answers its operation's id.
+    /// Adds an item, waiting for queue room; returns its operation's id.
     ///
     /// # Errors
     ///
@@ -113,6 +113,11 @@ impl<T: Send + 'static> FixedWorkAtom<T> {
     ///     assert!(matches!(atom.enqueue(2).await, Err(EnqueueError::Closed(2))));
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.coordinator.enqueue(item).await
     }
@@ -131,6 +136,11 @@ impl<T: Send + 'static> FixedWorkAtom<T> {
     ///     assert!(atom.coordinator().is_drained());
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and accepted items still run.
     pub async fn drain(&self) {
         self.coordinator.complete();
         self.coordinator.drain().await;

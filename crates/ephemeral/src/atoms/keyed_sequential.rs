@@ -129,7 +129,7 @@ where
         }
     }
 
-    /// Adds an item, waiting for queue room; answers its operation's id.
+    /// Adds an item, waiting for queue room; returns its operation's id.
     ///
     /// # Errors
     ///
@@ -147,6 +147,11 @@ where
     ///     assert!(atom.coordinator().snapshot_of(id).is_some());
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.coordinator.enqueue(item).await
     }
@@ -164,6 +169,11 @@ where
     ///     assert_eq!(atom.stats().completed, 1);
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and accepted items still run.
     pub async fn drain(&self) {
         self.coordinator.complete();
         self.coordinator.drain().await;

@@ -240,7 +240,7 @@ impl<T: Clone + Send + 'static> RetryAtom<T> {
         &self.policy
     }
 
-    /// Adds an item, waiting for queue room; answers its operation's id.
+    /// Adds an item, waiting for queue room; returns its operation's id.
     ///
     /// # Errors
     ///
@@ -258,6 +258,11 @@ impl<T: Clone + Send + 'static> RetryAtom<T> {
     ///     assert_eq!(atom.stats().completed, 1);
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.coordinator.enqueue(item).await
     }
@@ -275,6 +280,11 @@ impl<T: Clone + Send + 'static> RetryAtom<T> {
     ///     assert!(atom.coordinator().is_completed());
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and accepted items still run.
     pub async fn drain(&self) {
         self.coordinator.complete();
         self.coordinator.drain().await;

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// [`raise`](Self::raise) on it (or on a clone of [`sink`](Self::sink)); bodies' signals land
 /// there too.
 ///
-/// * while a `cancel_on` pattern matches a live signal, [`enqueue`](Self::enqueue) answers
+/// * while a `cancel_on` pattern matches a live signal, [`enqueue`](Self::enqueue) returns
 ///   [`EnqueueError::Rejected`] (and queued items are dropped as cancelled);
 /// * while a `defer_on` pattern matches one, starts wait (re-checked every
 ///   [`Options::defer_check_interval`], at most [`Options::max_defer_attempts`] times).
@@ -146,7 +146,7 @@ impl<T: Send + 'static> SignalAwareAtom<T> {
         &self.sink
     }
 
-    /// Adds an item, waiting for queue room; answers its operation's id.
+    /// Adds an item, waiting for queue room; returns its operation's id.
     ///
     /// # Errors
     ///
@@ -164,6 +164,11 @@ impl<T: Send + 'static> SignalAwareAtom<T> {
     ///     assert!(matches!(atom.enqueue(1).await, Err(EnqueueError::Rejected(1))));
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.coordinator.enqueue(item).await
     }
@@ -183,6 +188,11 @@ impl<T: Send + 'static> SignalAwareAtom<T> {
     ///     assert_eq!(atom.stats().completed, 1);
     /// }
     /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and accepted items still run.
     pub async fn drain(&self) {
         self.coordinator.complete();
         self.coordinator.drain().await;

@@ -2,12 +2,12 @@
 
 use crate::id::OperationId;
 use crate::operation::OperationError;
+use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::sync::Mutex;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
@@ -107,10 +107,10 @@ impl<R> Replies<R> {
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<OperationId, Reply<R>, foldhash::fast::RandomState>>
+    ) -> crate::sync::MutexGuard<'_, HashMap<OperationId, Reply<R>, foldhash::fast::RandomState>>
     {
         // No user code runs under this lock.
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+        self.map.lock()
     }
 
     /// Whether any reply is owed (one atomic load: the hot path's only cost).
@@ -119,6 +119,7 @@ impl<R> Replies<R> {
         self.owed.load(SeqCst) != 0
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
     }

@@ -4,13 +4,14 @@ use super::error::UnknownCoordinator;
 use super::keyed::KeyedWorkCoordinator;
 use super::work::WorkCoordinator;
 use crate::outcome::Outcome;
+use crate::sync::Mutex;
 use crate::{Operation, Options, OptionsError};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 enum Entry<C> {
     /// Not built yet; `invalid` holds the options' validation error, checked before the
@@ -41,7 +42,7 @@ impl<C: Clone> Registry<C> {
         invalid: Option<OptionsError>,
         make: Box<dyn FnOnce() -> C + Send>,
     ) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock();
         match entries.get(&name) {
             Some(Entry::Built(_) | Entry::Building) => false,
             _ => {
@@ -53,7 +54,7 @@ impl<C: Clone> Registry<C> {
 
     #[track_caller]
     fn get(&self, name: &str) -> Result<C, UnknownCoordinator> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.entries.lock();
         let Some(entry) = entries.get_mut(name) else {
             return Err(UnknownCoordinator {
                 name: name.to_string(),
@@ -89,7 +90,7 @@ impl<C: Clone> Registry<C> {
     }
 
     fn names(&self) -> Vec<String> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = self.entries.lock();
         entries.keys().cloned().collect()
     }
 }

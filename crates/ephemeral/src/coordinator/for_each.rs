@@ -59,6 +59,12 @@ pub struct Summary {
 /// # Panics
 ///
 /// Outside a tokio runtime, or on invalid options.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: if the future is dropped, no further items are read and the summary is lost,
+/// but items already accepted still run in the background (dropping the coordinator completes it).
+/// Cancel the options' token instead to stop the work and get `Err(Cancelled)`.
 pub async fn for_each<T, I, F, Fut>(
     items: I,
     body: F,
@@ -78,6 +84,12 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: if the future is dropped, no further items are read and the summary is lost,
+/// but items already accepted still run in the background (dropping the coordinator completes it).
+/// Cancel the options' token instead to stop the work and get `Err(Cancelled)`.
 pub async fn for_each_stream<T, St, F, Fut>(
     items: St,
     body: F,
@@ -121,6 +133,12 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: if the future is dropped, no further items are read and the summary is lost,
+/// but items already accepted still run in the background (dropping the coordinator completes it).
+/// Cancel the options' token instead to stop the work and get `Err(Cancelled)`.
 pub async fn for_each_keyed<T, K, I, KF, F, Fut>(
     items: I,
     key_fn: KF,
@@ -143,6 +161,12 @@ where
 /// # Errors
 ///
 /// [`Cancelled`] if the options' token was cancelled.
+///
+/// # Cancel safety
+///
+/// Not cancel safe: if the future is dropped, no further items are read and the summary is lost,
+/// but items already accepted still run in the background (dropping the coordinator completes it).
+/// Cancel the options' token instead to stop the work and get `Err(Cancelled)`.
 pub async fn for_each_keyed_stream<T, K, St, KF, F, Fut>(
     items: St,
     key_fn: KF,

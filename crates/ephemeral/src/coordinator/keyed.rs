@@ -28,7 +28,7 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// * **round-robin**: ready keys take turns, so a key with 10,000 queued items cannot starve a
 ///   key with one;
 /// * **a per-key pending limit** (opt-in, [`Options::max_pending_per_key`]): `enqueue` and
-///   `try_enqueue` answer `KeyOverloaded(item)` for a key that already has that many items
+///   `try_enqueue` return `KeyOverloaded(item)` for a key that already has that many items
 ///   pending (checked atomically with the insert); stream sources wait for the key's room;
 /// * **idle keys cost nothing**: a key's state is removed the moment it has nothing pending or
 ///   running.

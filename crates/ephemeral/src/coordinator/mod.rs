@@ -67,40 +67,43 @@ macro_rules! common_methods {
         /// Items waiting to start.
         #[must_use]
         pub fn pending_count(&self) -> usize {
-            self.shared.stats().pending
+            self.shared.pending_count()
         }
 
         /// Bodies running now.
         #[must_use]
         pub fn active_count(&self) -> usize {
-            self.shared.stats().active
+            self.shared.active_now()
         }
 
         /// Items accepted so far.
         #[must_use]
         pub fn total_enqueued(&self) -> u64 {
-            self.shared.stats().enqueued
+            self.shared.total_enqueued()
         }
 
         /// Bodies that returned `Ok`.
         #[must_use]
         pub fn total_completed(&self) -> u64 {
-            self.shared.stats().completed
+            self.shared.finished_counts().0
         }
 
         /// Bodies that returned `Err` or panicked.
         #[must_use]
         pub fn total_failed(&self) -> u64 {
-            self.shared.stats().failed
+            self.shared.finished_counts().1
         }
 
         /// Items dropped before starting (by `cancel` or a `cancel_on_signals` signal).
         #[must_use]
         pub fn total_cancelled(&self) -> u64 {
-            self.shared.stats().cancelled
+            self.shared.total_cancelled()
         }
 
-        /// All counters at once, consistent with each other.
+        /// All counters at once. Exact after a drain (then `enqueued == completed + failed +
+        /// cancelled`); while work flows they are read one after another without stopping the
+        /// workers, so they may be a few items apart (see [`Stats`](crate::Stats)). Each
+        /// single-counter getter above reads only its own counter.
         #[must_use]
         pub fn stats(&self) -> $crate::Stats {
             self.shared.stats()
@@ -128,7 +131,7 @@ macro_rules! common_methods {
             self.shared.is_paused()
         }
 
-        /// Stops accepting items; queued ones still run. Idempotent: answers whether this call
+        /// Stops accepting items; queued ones still run. Idempotent: returns whether this call
         /// closed it.
         pub fn complete(&self) -> bool {
             self.shared.complete()
@@ -173,6 +176,11 @@ macro_rules! common_methods {
 
         /// [`cancel`](Self::cancel), then waits until every running body has returned (even
         /// one that ignores its token).
+        ///
+        /// # Cancel safety
+        ///
+        /// Cancel safe: the cancel happens when the future is first polled; dropping it afterwards
+        /// only stops the waiting (running bodies still return on their own).
         pub async fn shutdown(&self) {
             self.shared.cancel();
             self.shared.drain().await;
@@ -198,17 +206,17 @@ macro_rules! common_methods {
         }
 
         /// Keeps a finished (or running) operation in the window until unpinned or evicted,
-        /// exempt from size and age eviction; answers whether it was found.
+        /// exempt from size and age eviction; returns whether it was found.
         pub fn pin(&self, id: $crate::OperationId) -> bool {
             self.shared.pin(id)
         }
 
-        /// Makes a pinned operation evictable again; answers whether it was pinned.
+        /// Makes a pinned operation evictable again; returns whether it was pinned.
         pub fn unpin(&self, id: $crate::OperationId) -> bool {
             self.shared.unpin(id)
         }
 
-        /// Removes a finished operation from the window now, pinned or not; answers whether it
+        /// Removes a finished operation from the window now, pinned or not; returns whether it
         /// was there. Running operations cannot be evicted.
         pub fn evict(&self, id: $crate::OperationId) -> bool {
             self.shared.evict(id)
@@ -223,14 +231,16 @@ macro_rules! common_methods {
         }
 
         #[doc(hidden)]
-        /// Replies still owed to `Completion`s: for leak tests.
+        #[cfg(any(test, feature = "test-util"))]
+        /// Replies still owed to `Completion`s: for leak tests (feature `test-util`).
         pub fn owed_replies(&self) -> usize {
             self.shared.owed_replies()
         }
 
         #[doc(hidden)]
+        #[cfg(any(test, feature = "test-util"))]
         /// Records the window holds right now (running + finished, including expired ones not
-        /// yet dropped): for memory tests.
+        /// yet dropped): for memory tests (feature `test-util`).
         pub fn window_len(&self) -> usize {
             self.shared.window_held()
         }

@@ -141,6 +141,11 @@ impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
     /// # Errors
     ///
     /// The item comes back inside [`EnqueueError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.shared.enqueue(item, ()).await
     }

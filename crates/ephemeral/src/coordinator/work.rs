@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// body for each, at most [`Options::max_concurrency`] at once, in enqueue order. Each body gets
 /// its item and an [`Operation`] handle to emit signals. The coordinator keeps counters, a
 /// bounded window of operation metadata (never payloads: see [`snapshot`](Self::snapshot)), and
-/// answers every [`SignalSource`] query over the window.
+/// serves every [`SignalSource`] query over the window.
 ///
 /// The handle is a cheap `Clone`. **Dropping the last handle completes the coordinator**: queued
 /// work still runs, then the workers exit and the body closure is released; no background
@@ -128,7 +128,7 @@ impl<T: Send + 'static> WorkCoordinator<T> {
         c
     }
 
-    /// Adds an item, waiting while `queue_capacity` items are pending; answers the id its
+    /// Adds an item, waiting while `queue_capacity` items are pending; returns the id its
     /// operation will carry.
     ///
     /// # Errors

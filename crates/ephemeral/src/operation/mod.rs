@@ -1,182 +1,46 @@
 //! The operation handle given to bodies, and what is kept of an operation.
 
 mod error;
-pub(crate) mod expiry;
-pub(crate) mod hub;
 mod snapshot;
 
 pub use error::OperationError;
 pub use snapshot::OperationSnapshot;
 
 use crate::id::OperationId;
-use crate::label::{KeyLabel, Label};
+use crate::label::Label;
 use crate::pattern::Pattern;
 use crate::signal::constraints;
-use crate::signal::{SignalEvent, SignalRetracted};
+use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted};
 use crate::time;
-use crate::window::{Finished, Window};
-use hub::Hub;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// One worker's state: its running operation (bodies write signals here) and its shard of the
-/// window (the operations it finished). One lock covers both, so a worker records an
-/// operation's end and starts its next one in a single critical section, and a reader never
-/// sees an operation in neither place. Only its worker and readers take it.
-pub(crate) struct Slot<R, L> {
-    pub(crate) hub: Arc<Hub>,
-    state: Mutex<SlotState<R, L>>,
-    /// The worker is looking for an item, running a body, or sampling after one.
-    pub(crate) busy: std::sync::atomic::AtomicBool,
-    /// The id (raw) of the last operation whose body returned. Its worker records it lazily,
-    /// with the start of the next one; until then this keeps handles that outlive the body
-    /// from changing its signals.
-    ended: std::sync::atomic::AtomicU64,
-}
-
-/// What a slot's lock guards.
-pub(crate) struct SlotState<R, L> {
-    pub(crate) running: Running<L>,
-    /// The operations this worker finished (see `window`).
-    pub(crate) window: Window<R, L>,
-}
-
-/// What an [`Operation`] handle needs of its slot, without the result type.
+/// What an [`Operation`] handle needs of the engine: its worker's running operation and the
+/// coordinator's signal plumbing. Defined here and implemented by the engine's worker slot,
+/// so this module does not depend on the engine.
 pub(crate) trait OpSlot: Send + Sync {
-    fn hub(&self) -> &Hub;
     /// Runs `f` on the running operation's id and signals under the slot's lock.
     fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>));
     /// Sets the label of operation `id` if it is the one running (and its body has not
-    /// returned); answers whether it did.
+    /// returned); returns whether it did.
     fn set_label(&self, id: OperationId, label: Arc<str>) -> bool;
-}
-
-impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
-    fn hub(&self) -> &Hub {
-        &self.hub
-    }
-    fn with_running(&self, f: &mut dyn FnMut(Option<OperationId>, &mut Vec<SignalEvent>)) {
-        let mut st = self.lock();
-        let running = &mut st.running;
-        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
-        f(
-            running.id.filter(|id| id.get() != ended),
-            &mut running.signals,
-        );
-    }
-    fn set_label(&self, id: OperationId, label: Arc<str>) -> bool {
-        let mut st = self.lock();
-        let ended = self.ended.load(std::sync::atomic::Ordering::Acquire);
-        if st.running.id != Some(id) || id.get() == ended {
-            return false;
-        }
-        let old = st.running.label.replace(label);
-        drop(st);
-        drop(old);
-        true
-    }
-}
-
-/// The running operation of a slot (`id == None` while the worker is between items).
-pub(crate) struct Running<L> {
-    pub(crate) id: Option<OperationId>,
-    pub(crate) key: Option<L>,
-    pub(crate) seq: u64,
-    pub(crate) start: Instant,
-    pub(crate) signals: Vec<SignalEvent>,
-    pub(crate) pinned: bool,
-    pub(crate) label: Option<Arc<str>>,
-}
-
-impl<L: KeyLabel> Running<L> {
-    pub(crate) fn snapshot(&self) -> Option<OperationSnapshot> {
-        let id = self.id?;
-        Some(OperationSnapshot {
-            id,
-            started: time::to_system(self.start),
-            completed: None,
-            key: self.key.as_ref().and_then(KeyLabel::to_arc),
-            error: None,
-            signals: self
-                .signals
-                .iter()
-                .map(|e| e.signal_arc().clone())
-                .collect(),
-            pinned: self.pinned,
-            label: self.label.clone(),
-        })
-    }
-
-    /// Starts `id`.
-    pub(crate) fn start(&mut self, id: OperationId, key: Option<L>, seq: u64, start: Instant) {
-        self.id = Some(id);
-        self.key = key;
-        self.seq = seq;
-        self.start = start;
-        self.pinned = false;
-        debug_assert!(self.signals.is_empty());
-    }
-
-    /// Ends the current operation: its record, finished at `end`.
-    pub(crate) fn finish<R>(
-        &mut self,
-        end: Instant,
-        outcome: Result<R, OperationError>,
-    ) -> (Finished<R, L>, bool) {
-        let (error, result) = match outcome {
-            Ok(r) => (None, Some(r)),
-            Err(e) => (Some(e), None),
-        };
-        let rec = Finished {
-            id: self.id.take().unwrap_or_else(OperationId::next),
-            key: self.key.take(),
-            seq: self.seq,
-            start: self.start,
-            end,
-            error,
-            signals: std::mem::take(&mut self.signals),
-            result,
-            label: self.label.take(),
-        };
-        (rec, std::mem::replace(&mut self.pinned, false))
-    }
-}
-
-impl<R, L> Slot<R, L> {
-    pub(crate) fn new(hub: Arc<Hub>, max: usize, lifetime: Option<std::time::Duration>) -> Self {
-        Slot {
-            hub,
-            busy: std::sync::atomic::AtomicBool::new(false),
-            ended: std::sync::atomic::AtomicU64::new(0),
-            state: Mutex::new(SlotState {
-                running: Running {
-                    id: None,
-                    key: None,
-                    seq: 0,
-                    start: time::now(),
-                    signals: Vec::new(),
-                    pinned: false,
-                    label: None,
-                },
-                window: Window::new(max, lifetime),
-            }),
-        }
-    }
-
-    /// The body of operation `id` returned: its handles stop changing it.
-    pub(crate) fn body_returned(&self, id: OperationId) {
-        self.ended
-            .store(id.get(), std::sync::atomic::Ordering::Release);
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotState<R, L>> {
-        // Only our own code (and drops of evicted results) runs under this lock; a poisoned
-        // lock holds consistent data.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
+    /// The coordinator's cancellation token.
+    fn token(&self) -> &CancellationToken;
+    /// The ttl `emit` gives a body's signals (`Options::signal_ttl`).
+    fn signal_ttl(&self) -> Option<Duration>;
+    /// The coordinator's propagation limits.
+    fn constraints(&self) -> Option<&SignalConstraints>;
+    /// A signal named `name` joined the running operation (called under the slot's lock).
+    fn signal_added(&self, name: &str);
+    /// A signal named `name` left the running operation.
+    fn signal_removed(&self, name: &str);
+    /// An event was emitted: count it, schedule its expiry if `expires` (it was recorded and
+    /// has a ttl), raise it on the sink and pass it to the handlers.
+    fn emitted(&self, event: &SignalEvent, expires: bool);
+    /// A signal was retracted: pass the event to the handlers.
+    fn retracted(&self, event: SignalRetracted);
 }
 
 /// The handle a body gets for its operation: emit and retract signals, read its token.
@@ -236,10 +100,10 @@ impl Operation {
     /// Emits a signal as the root of a chain (depth 1; depth 0 for a
     /// [leaf signal](crate::SignalConstraints::leaf_signals)).
     ///
-    /// Always answers `true`: [`SignalConstraints`](crate::SignalConstraints) only limit what a
+    /// Always returns `true`: [`SignalConstraints`](crate::SignalConstraints) only limit what a
     /// *cause* may cause (depth, cycles, terminal signals), and a root has no cause, so no
     /// configuration blocks it. The `bool` mirrors [`emit_caused`](Self::emit_caused), which
-    /// can answer `false`. Use [`emit_event`](Self::emit_event) to get the event.
+    /// can return `false`. Use [`emit_event`](Self::emit_event) to get the event.
     ///
     /// The signal is recorded on this operation while its body runs, raised on the configured
     /// sink and passed to the `on_signal` handlers.
@@ -253,7 +117,7 @@ impl Operation {
     /// (`on_signal_retracted`, with [`is_expiry`](crate::SignalRetracted::is_expiry) true),
     /// `defer_on_signals` / `cancel_on_signals` gates release, and a configured sink stops
     /// returning it. The operation itself stays in the window as long as before, so failures
-    /// remain listed. Always answers `true`, as `emit` does (a root is never blocked).
+    /// remain listed. Always returns `true`, as `emit` does (a root is never blocked).
     ///
     /// ```
     /// use ephemeral::{Operation, Options, SignalSource, WorkCoordinator};
@@ -281,11 +145,11 @@ impl Operation {
         self.emit_inner(signal.into(), None, Some(ttl)).is_some()
     }
 
-    /// Emits a signal caused by `cause` (its propagation extends the cause's path); answers
+    /// Emits a signal caused by `cause` (its propagation extends the cause's path); returns
     /// `false`, and the signal goes nowhere, when the coordinator's
     /// [`SignalConstraints`](crate::SignalConstraints) block it (the cause is at the maximum
     /// depth, the name is already on the cause's path, or the cause is terminal). Without
-    /// constraints it always answers `true`. A cause with no propagation (hand-made or leaf)
+    /// constraints it always returns `true`. A cause with no propagation (hand-made or leaf)
     /// starts a fresh chain and is never blocked. Use
     /// [`emit_caused_event`](Self::emit_caused_event) to get the event.
     pub fn emit_caused(&self, signal: impl Into<Arc<str>>, cause: &SignalEvent) -> bool {
@@ -325,7 +189,7 @@ impl Operation {
     /// # }
     /// ```
     pub fn emit_event(&self, signal: impl Into<Arc<str>>) -> Option<SignalEvent> {
-        self.emit_inner(signal.into(), None, self.slot.hub().signal_ttl)
+        self.emit_inner(signal.into(), None, self.slot.signal_ttl())
     }
 
     /// Emits a signal caused by `cause`, like [`emit_caused`](Self::emit_caused), and returns
@@ -341,7 +205,7 @@ impl Operation {
         self.emit_inner(
             signal.into(),
             cause.propagation_arc(),
-            self.slot.hub().signal_ttl,
+            self.slot.signal_ttl(),
         )
     }
 
@@ -352,8 +216,8 @@ impl Operation {
         cause: Option<&crate::signal::event::Propagation>,
         ttl: Option<Duration>,
     ) -> Option<SignalEvent> {
-        let hub = self.slot.hub();
-        let propagation = match &hub.constraints {
+        let slot = &*self.slot;
+        let propagation = match slot.constraints() {
             Some(c) => {
                 let blocked = |p| {
                     SignalEvent::with_parts(
@@ -384,12 +248,11 @@ impl Operation {
         let mut recorded = false;
         self.slot.with_running(&mut |id, signals| {
             if id == Some(self.id) {
-                hub.gates.added(event.signal());
+                slot.signal_added(event.signal());
                 signals.push(event.clone());
                 recorded = true;
             }
         });
-        hub.telemetry.signal(event.signal());
         #[cfg(feature = "tracing")]
         tracing::info!(
             target: "ephemeral",
@@ -398,24 +261,22 @@ impl Operation {
             depth = event.depth(),
             "signal"
         );
-        if recorded && ttl.is_some() {
-            // Scheduled once recorded (and outside the slot's lock): an expiry read finds it.
-            hub.expiry.schedule(event.clone());
-        }
-        hub.publish(&event);
+        // An expiry is scheduled once recorded (and outside the slot's lock): an expiry read
+        // finds it.
+        slot.emitted(&event, recorded && ttl.is_some());
         Some(event)
     }
 
-    /// Removes the first signal named exactly `signal` from this operation; answers whether
+    /// Removes the first signal named exactly `signal` from this operation; returns whether
     /// one was there. Fires `on_signal_retracted` / `on_signal_retracted_async`.
     pub fn retract(&self, signal: &str) -> bool {
-        let hub = self.slot.hub();
+        let slot = &*self.slot;
         let mut removed = None;
         self.slot.with_running(&mut |id, signals| {
             if id == Some(self.id) {
                 if let Some(pos) = signals.iter().position(|e| e.is(signal)) {
                     let e = signals.remove(pos);
-                    hub.gates.removed_one(e.signal());
+                    slot.signal_removed(e.signal());
                     removed = Some(e);
                 }
             }
@@ -423,7 +284,7 @@ impl Operation {
         let Some(removed) = removed else {
             return false;
         };
-        hub.retracted(SignalRetracted::new(
+        slot.retracted(SignalRetracted::new(
             removed.signal_arc().clone(),
             self.id,
             self.key.as_ref().map(Label::to_arc),
@@ -433,7 +294,7 @@ impl Operation {
         true
     }
 
-    /// Removes every signal matching the glob `pattern`; answers how many. Fires one
+    /// Removes every signal matching the glob `pattern`; returns how many. Fires one
     /// retraction event per removed signal.
     pub fn retract_matching(&self, pattern: &str) -> usize {
         let p = Pattern::new(pattern);
@@ -447,12 +308,12 @@ impl Operation {
                 removed = gone;
             }
         });
-        let hub = self.slot.hub();
+        let slot = &*self.slot;
         let pattern: Arc<str> = Arc::from(pattern);
         let now = time::system_now();
         for e in &removed {
-            hub.gates.removed_one(e.signal());
-            hub.retracted(SignalRetracted::new(
+            slot.signal_removed(e.signal());
+            slot.retracted(SignalRetracted::new(
                 e.signal_arc().clone(),
                 self.id,
                 self.key.as_ref().map(Label::to_arc),
@@ -543,13 +404,13 @@ impl Operation {
     /// token. Long bodies should watch it.
     #[must_use]
     pub fn token(&self) -> &CancellationToken {
-        &self.slot.hub().token
+        self.slot.token()
     }
 
     /// Whether [`token`](Self::token) is cancelled.
     #[must_use]
     pub fn is_cancelled(&self) -> bool {
-        self.slot.hub().token.is_cancelled()
+        self.slot.token().is_cancelled()
     }
 }
 

@@ -16,7 +16,7 @@ const PREFIX: &str = "rate-limit:";
 ///
 /// The part after the first `:`, trimmed, must be a non-negative integer (ASCII digits only,
 /// no sign) immediately followed by `ms` in any case; the part before the `:` is not checked.
-/// Anything else, including a number too large for a `u64`, answers `None`.
+/// Anything else, including a number too large for a `u64`, returns `None`.
 ///
 /// ```
 /// use ephemeral::patterns::parse_retry_after;
@@ -121,6 +121,11 @@ impl<T: Send + 'static> AdaptiveRate<T> {
     /// # Errors
     ///
     /// [`EnqueueError`] as [`WorkCoordinator::enqueue`], with the item handed back.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves (while it waits out a rate limit or
+    /// for queue room), the item was not enqueued.
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         while let Some(wait) = self.current_delay() {
             tokio::time::sleep(wait).await;

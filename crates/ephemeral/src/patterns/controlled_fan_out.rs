@@ -86,11 +86,21 @@ where
     /// # Errors
     ///
     /// [`EnqueueError`] as [`KeyedWorkCoordinator::enqueue`], with the item handed back.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.coordinator.enqueue(item).await
     }
 
     /// Stops accepting items and waits until every accepted one has finished.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and accepted items still run.
     pub async fn drain(&self) {
         self.coordinator.complete();
         self.coordinator.drain().await;

@@ -3,10 +3,11 @@
 use crate::coordinator::AnyCoordinator;
 use crate::pattern::Pattern;
 use crate::signal::SignalSink;
+use crate::sync::Mutex;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -447,7 +448,7 @@ impl Handle {
     fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         self.token.cancel();
-        if let Some(task) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(task) = self.task.lock().take() {
             task.abort();
         }
     }

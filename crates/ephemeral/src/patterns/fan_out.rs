@@ -420,6 +420,11 @@ impl<T: Send + 'static, U: Send + 'static> ReactiveFanOut<T, U> {
     /// # Errors
     ///
     /// [`EnqueueError`] as [`WorkCoordinator::enqueue`], with the item handed back.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: if the future is dropped before it resolves, the item was not enqueued (it is
+    /// dropped with the future).
     pub async fn enqueue(&self, item: T) -> Result<OperationId, EnqueueError<T>> {
         self.inner.stage1.enqueue(item).await
     }
@@ -456,6 +461,11 @@ impl<T: Send + 'static, U: Send + 'static> ReactiveFanOut<T, U> {
 
     /// Completes stage 1, waits for it (every result handed over), then completes and drains
     /// stage 2, and stops the background control task. No item in flight is lost.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops the waiting only: stage 1 stays completed, and stage 2 may not be
+    /// completed yet (its items still run); call `drain` again to finish.
     pub async fn drain(&self) {
         let inner = &self.inner;
         inner.stage1.complete();

@@ -68,6 +68,11 @@ impl SignalingHttpClient {
     ///
     /// Any [`reqwest::Error`] (connecting, status, reading): `stage.failed` is emitted and the
     /// error is returned.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future aborts the request; the signals emitted so far stay on
+    /// the operation (no `stage.failed` is emitted).
     pub async fn download(
         &self,
         request: reqwest::Request,

@@ -2,11 +2,12 @@
 
 use crate::pattern::Pattern;
 use crate::signal::{SignalEvent, SignalSink, Subscription};
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 
 type Callback = Box<dyn Fn(&SignalEvent) + Send + Sync>;
 
@@ -94,7 +95,7 @@ struct State {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Remembers `event`; false if it was taken in already.
@@ -327,11 +328,7 @@ impl SignalLogWatcher {
 impl Handle {
     fn stop(&self) {
         self.shared.stopped.store(true, Ordering::Release);
-        let subscription = self
-            .subscription
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let subscription = self.subscription.lock().take();
         drop(subscription);
         self.shared.lock().queue.clear();
     }

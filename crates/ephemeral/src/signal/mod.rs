@@ -11,8 +11,8 @@
 pub(crate) mod constraints;
 mod dispatcher;
 pub(crate) mod event;
+pub(crate) mod handler;
 pub(crate) mod processor;
-pub(crate) mod reactive;
 mod sink;
 mod source;
 mod stream;

@@ -1,16 +1,17 @@
 //! A bounded, lossy background queue of async signal handlers.
 
 use crate::outcome::Outcome;
+use crate::signal::handler::{boxed, contained};
 use crate::signal::SignalEvent;
+use crate::sync::{Mutex, MutexGuard};
 use crate::BoxError;
-use futures_util::future::{BoxFuture, FutureExt};
+use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -68,17 +69,14 @@ impl AsyncSignalProcessor {
         F: Fn(SignalEvent, CancellationToken) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
-        let handler: TokenHandler<SignalEvent> = Arc::new(move |e, t| {
-            let fut = handler(e, t);
-            Box::pin(async move { fut.await.into_result() })
-        });
+        let handler: TokenHandler<SignalEvent> = Arc::new(move |e, t| boxed(handler(e, t)));
         AsyncSignalProcessor {
             inner: Processor::new(handler, max_concurrency, max_queue_size),
         }
     }
 
     /// Queues a signal; never waits. Answers `false` only after shutdown or cancel (a full
-    /// queue drops its oldest signal instead and answers `true`).
+    /// queue drops its oldest signal instead and returns `true`).
     pub fn enqueue(&self, event: SignalEvent) -> bool {
         self.inner.enqueue(event)
     }
@@ -108,12 +106,22 @@ impl AsyncSignalProcessor {
     }
 
     /// Stops intake and waits until every queued signal has been handled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and queued signals are still handled in the background.
     pub async fn shutdown(&self) {
         self.inner.shutdown().await;
     }
 
     /// Stops intake, drops queued signals and cancels running handlers' token; waits for the
     /// running handlers to return.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: queued signals are dropped and the token is cancelled when the future is first
+    /// polled; dropping it afterwards only stops the waiting.
     pub async fn cancel(&self) {
         self.inner.cancel().await;
     }
@@ -219,7 +227,7 @@ impl<E: Send + 'static> Processor<E> {
 
     /// A processor for handlers that take no token (the options' `on_*_async`).
     pub(crate) fn without_token(
-        handler: crate::options::AsyncHandler<E>,
+        handler: crate::signal::handler::AsyncHandler<E>,
         max_concurrency: usize,
         max_queue: usize,
     ) -> Self {
@@ -300,7 +308,7 @@ impl<E: Send + 'static> Processor<E> {
 
 impl<E> Shared<E> {
     fn lock(&self) -> MutexGuard<'_, State<E>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// A handler finished (its outcome already counted): tells `idle` waiters if nothing
@@ -346,9 +354,9 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
             // panic before returning its future.
             for event in starting.drain(..) {
                 let handler = &shared.handler;
-                match catch_unwind(AssertUnwindSafe(|| handler(event, shared.token.clone()))) {
-                    Ok(fut) => running.push(AssertUnwindSafe(fut).catch_unwind()),
-                    Err(_) => {
+                match contained(|| handler(event, shared.token.clone())) {
+                    Some(run) => running.push(run),
+                    None => {
                         shared.failed.fetch_add(1, Ordering::Relaxed);
                         shared.one_done();
                     }
@@ -360,10 +368,11 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
         tokio::select! {
             biased;
             Some(outcome) = running.next(), if !running.is_empty() => {
-                match outcome {
-                    Ok(Ok(())) => shared.processed.fetch_add(1, Ordering::Relaxed),
-                    Ok(Err(_)) | Err(_) => shared.failed.fetch_add(1, Ordering::Relaxed),
-                };
+                if outcome {
+                    shared.processed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 shared.one_done();
             }
             () = shared.wake.notified() => {}
@@ -371,10 +380,4 @@ async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
     }
     shared.lock().finished = true;
     shared.done.notify_waiters();
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync + Clone>() {}
-    is::<AsyncSignalProcessor>();
 }

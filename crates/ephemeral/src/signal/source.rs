@@ -28,7 +28,7 @@ use std::time::SystemTime;
 ///
 /// [`visit_signals`]: SignalSource::visit_signals
 pub trait SignalSource {
-    /// Calls `visit` with each live signal, oldest first, until it answers
+    /// Calls `visit` with each live signal, oldest first, until it returns
     /// [`ControlFlow::Break`].
     ///
     /// The implementation may hold a lock while visiting: do not call back into the same source

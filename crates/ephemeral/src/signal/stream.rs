@@ -1,13 +1,14 @@
 //! A bounded, lossy async receiver of a sink's events.
 
 use crate::signal::{SignalEvent, SignalSink, Subscription};
+use crate::sync::{Mutex, MutexGuard};
 use futures_util::task::AtomicWaker;
 use futures_util::Stream;
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Every event raised on a [`SignalSink`] from the moment it was made, as an async stream:
@@ -69,7 +70,7 @@ struct Queue {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // No user code runs under this lock, so poisoning cannot leave broken state.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.lock()
     }
 
     /// Called on the raising thread: queue the event, dropping the oldest when full; never
@@ -135,6 +136,11 @@ impl SignalStream {
 
     /// The next event, waiting for one if none is queued; `None` once every handle of the sink
     /// is gone and the queued events have been taken.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: an event is taken only when the future resolves, so dropping it (for example in
+    /// `tokio::select!`) loses none.
     pub async fn recv(&mut self) -> Option<SignalEvent> {
         futures_util::future::poll_fn(|cx| self.poll_recv(cx)).await
     }

@@ -1,4 +1,12 @@
-//! Complete, cancel, drain, pause, resize, and stream feeding.
+//! Complete, cancel, drain, pause, resize, and the drain check.
+//!
+//! # Invariants
+//!
+//! * `closed` only goes from false to true; `complete` reports the call that flipped it.
+//! * `cancel` drops every pending item exactly once (the first call), counting each as
+//!   cancelled, so `enqueued == completed + failed + cancelled` holds after a drain.
+//! * Whoever moves a drain condition towards true (closing, a worker going idle, a source
+//!   finishing an item) runs `check_drained` afterwards.
 use super::*;
 
 impl<T, I, R> Shared<T, I, R>
@@ -54,6 +62,40 @@ where
 
     pub(crate) fn is_drained(&self) -> bool {
         self.is_drained_now() && self.hub.handlers_idle()
+    }
+
+    /// Closed, nothing pending, no worker busy, and every accepted item finished or
+    /// cancelled.
+    ///
+    /// Why no item in flight is missed: a producer counts an item in `enqueued` *before* it
+    /// reads `closed`. We read `closed` first and `enqueued` after it, so a producer counting
+    /// later sees `closed` and refuses its item; every item counted in what we read is
+    /// accepted (or about to be taken back), and it is finished only if a worker recorded it
+    /// (under the slot lock we read the counts under) or cancelled it.
+    pub(super) fn is_drained_now(&self) -> bool {
+        if !self.closed.load(SeqCst) || self.intake.len() != 0 || self.sourcing.load(SeqCst) != 0 {
+            return false;
+        }
+        let enqueued = self.producer.enqueued.load(SeqCst);
+        let track = self.track();
+        let ctl = self.ctl();
+        let mut finished = track.retired.completed + track.retired.failed;
+        for slot in &ctl.slots {
+            if slot.busy.load(SeqCst) {
+                return false;
+            }
+            let st = slot.lock();
+            finished += st.window.completed + st.window.failed;
+        }
+        finished + self.cancelled_items.load(SeqCst) == enqueued
+    }
+
+    /// Notifies drain waiters and parked workers if the coordinator is drained.
+    pub(super) fn check_drained(&self) {
+        if self.is_drained_now() {
+            self.wake_all();
+            self.drained.notify_waiters();
+        }
     }
 
     pub(crate) fn pause(&self) {

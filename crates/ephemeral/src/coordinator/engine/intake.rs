@@ -1,4 +1,12 @@
 //! Producers: refusing, pushing, and waiting for queue room.
+//!
+//! # Invariants
+//!
+//! * An item is counted in `enqueued` before `closed` is read, and the count is taken back if
+//!   the item is refused: a refused item was never enqueued.
+//! * A producer waiting for room is counted in `room.waiters` only while it waits (a guard
+//!   takes the count back if its future is dropped).
+use super::wake::WaiterGuard;
 use super::*;
 
 impl<T, I, R> Shared<T, I, R>
@@ -7,23 +15,6 @@ where
     I: Intake<T>,
     R: Send + 'static,
 {
-    /// Whether a cancel-on / defer-on signal is present (exact: expired operations are purged
-    /// before a positive window count is believed).
-    pub(super) fn gate_active(&self, kind: GateKind) -> bool {
-        let gates = &self.hub.gates;
-        if !gates.configured(kind) {
-            return false;
-        }
-        if gates.window_maybe(kind) {
-            // Trimming the window to its logical content makes the count exact.
-            self.with_window(|_| ());
-            if gates.window_maybe(kind) {
-                return true;
-            }
-        }
-        gates.sink_active(kind)
-    }
-
     pub(super) fn try_push(
         &self,
         item: T,
@@ -290,12 +281,3 @@ impl<T: Send + 'static, I: Intake<T>, R: Send + 'static> Drop for SourcingGuard<
 /// How often a producer facing a full queue yields to the runtime before it waits to be told
 /// of room.
 const YIELDS_BEFORE_WAITING: usize = 1;
-
-/// Withdraws an `enqueue` waiter's registration however its wait ends.
-pub(super) struct WaiterGuard<'a>(&'a AtomicUsize);
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
-    }
-}

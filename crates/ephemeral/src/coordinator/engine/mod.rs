@@ -35,37 +35,114 @@
 //!   work (all sequentially consistent), so a producer either sees it idle or it sees the item.
 //!   Wake-alls zero `idle` and bump `wake_all_gen`.
 //! * After a drain, `enqueued == completed + failed + cancelled`.
+//! * No user code (bodies, handlers, `on_sample`, a result's or item's `Drop`, a key's
+//!   `Clone`/`Hash`/`Display`) runs under an engine lock, except the drop of a result evicted
+//!   while a read holds the window (its `Drop` runs after the locks are released wherever the
+//!   engine can defer it: `take_dead`, `carry.spare`).
+//!
+//! # Lock order
+//!
+//! Every lock the engine and its parts take, outermost first. A thread holding one of them
+//! takes only locks further down the list (a lock of the same rank only where said).
+//!
+//! 1. `track` (the retired workers' window; serialises readers).
+//! 2. `ctl` (the worker list).
+//! 3. A worker slot's `state` (`slot.rs`). Readers take every slot's, in list order, after
+//!    `ctl`; a worker takes only its own, with nothing above held.
+//! 4. A keyed intake's shard lock (`scheduler/keyed`): taken by workers under their slot's
+//!    lock (settle and take in one step), by `pending_count_for_key` under every slot's lock
+//!    (`with_started`), and by producers with no engine lock. Never two shards at once.
+//! 5. Leaves, each taken alone, under any of the above or none: the expiry queue (`expiry.rs`,
+//!    taken under the slot locks of a window read), the replies map (`completion.rs`, taken
+//!    under a worker's slot lock when it settles an owed item).
+//!
+//! Outside that chain, with no engine lock held:
+//!
+//! * A gate's sink cache (`gates.rs`), then the sink's own state lock (`SignalSink`), in that
+//!   order: `gate_active` reads the window first (taking 1–3 and releasing them), then the
+//!   cache, and under it asks the sink. The sink never calls back into a coordinator under its
+//!   lock (subscribers run after it is released).
+//! * Publishing an emitted signal (sink, `on_signal`, the async handler queues) and firing
+//!   retraction handlers happen after the slot's lock is released (`Operation::emit_event`,
+//!   the end of `with_window`).
+//! * The async handler queues' locks (`signal::processor`) are taken with no engine lock held.
+//!
+//! # Atomics
+//!
+//! The engine's counters and flags use `SeqCst` where two parties each *store one variable and
+//! then load another* (the Dekker shape): acquire/release alone lets both loads miss both
+//! stores, and then an item or a wake-up is lost. The handshakes:
+//!
+//! * **Drain vs. producers**: a producer increments `enqueued`, then loads `closed`; `complete`
+//!   stores `closed`, and a drain check loads `closed`, then `enqueued`. One of them sees the
+//!   other: the item is counted, or the producer sees `closed` and takes its count back.
+//! * **Drain vs. workers**: a worker stores `busy = true`, then pops; a drain check reads the
+//!   intake's length, then each `busy`. An item a worker popped is either still counted in the
+//!   intake or its worker shows busy.
+//! * **Parking**: a worker increments `idle`, then re-reads the intake; a producer pushes, then
+//!   loads `idle` / `waking` in `wake_one`. Either the producer sees the idle worker and
+//!   notifies it, or the worker sees the item.
+//! * **Room**: a waiting producer increments `room.waiters` and clears `room.signalled`, then
+//!   retries its push; a worker pops, then loads `room.waiters` and swaps `room.signalled`
+//!   (`room_made`). Either the retry finds room or the pop notifies.
+//! * **Cancel vs. push**: a producer pushes, then loads `cancelled`; `cancel` swaps
+//!   `cancelled`, then drains the intake. A pushed item is drained by the cancel, or its
+//!   producer sees `cancelled` and deals with it.
+//! * **Fast slots** (`scheduler/keyed/fast_slots.rs`): a producer counts its key into a slot's
+//!   word, then reads the slot's tag; a releasing worker clears the tag, then (under the shard
+//!   lock) reads who waits. Either the producer sees the slot free or the release sees it.
+//! * **Sourcing**: a stream feeder increments `sourcing` before it enqueues an item it read
+//!   and decrements it after the item is counted (accepted, or accepted and cancelled), then
+//!   runs the drain check; the check loads `closed`, then `sourcing`, then `enqueued`.
+//!
+//! Counters that take part in no handshake (`defer_timeouts`, `deferring`, `workers`,
+//! `limit`, the keyed intake's `pending`) are single read-modify-writes or loads; they use
+//! `SeqCst` too, which costs nothing extra for a read-modify-write on x86
+//! and keeps every engine atomic on one ordering so that no reasoning above depends on which
+//! of them was weakened. Atomics outside the engine's handshakes say why they are weaker where
+//! they are declared (`Relaxed` start-order stamps in the keyed intake and statistics in the
+//! signal processor and dispatcher, `Acquire`/`Release` on a slot's `ended`, `AcqRel` gate
+//! counts).
 
 use super::completion::{Completion, Replies};
 use super::error::{EnqueueError, TryEnqueueError};
-use super::scheduler::{Intake, Job, Padded, Refused, Released};
+use super::scheduler::{Intake, Job, Refused, Released};
 use super::Stats;
 use crate::id::OperationId;
-use crate::operation::expiry::ExpireTarget;
-use crate::operation::hub::Hub;
-use crate::operation::{Operation, OperationError, OperationSnapshot, Slot};
+use crate::operation::{Operation, OperationError, OperationSnapshot};
 use crate::options::{Options, SampleHandler};
 use crate::outcome::Outcome;
-use crate::signal::reactive::GateKind;
 use crate::signal::SignalEvent;
+use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{Mutex, MutexGuard};
 use crate::time;
 use crate::window::{self, Window};
 use crate::BoxError;
+use crossbeam_utils::CachePadded;
 use futures_util::FutureExt;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod control;
+mod expiry;
+mod gates;
+mod hub;
 mod intake;
 mod reads;
+mod slot;
+mod wake;
 mod worker;
+
+use expiry::ExpireTarget;
+use gates::GateKind;
+use hub::Hub;
+use slot::Slot;
 
 type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, WorkerSlot<T, I, R>) + Send + Sync>;
 
@@ -75,7 +152,7 @@ type WorkerSlot<T, I, R> = Arc<Slot<R, <I as Intake<T>>::Label>>;
 pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) intake: I,
     /// Serialises readers and holds what workers that left had finished. Never taken on the
-    /// hot path. Lock order: `track`, then `ctl`, then slots in list order.
+    /// hot path. Lock order: see the module docs.
     track: Mutex<Track<R, I::Label>>,
     /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
     ctl: Mutex<Ctl<R, I::Label>>,
@@ -87,7 +164,7 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     limit: AtomicUsize,
     workers: AtomicUsize,
     /// Producers waiting for queue room: written when a producer waits, so on lines of its own.
-    room: Padded<Room>,
+    room: CachePadded<Room>,
     wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
@@ -98,9 +175,9 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     /// Replies owed to `Completion`s (see `enqueue_with_handle`).
     replies: Replies<R>,
     /// Written by producers on every push: kept off the lines workers write.
-    producer: Padded<ProducerCounters>,
+    producer: CachePadded<ProducerCounters>,
     /// Written when workers park and wake.
-    parking: Padded<Parking>,
+    parking: CachePadded<Parking>,
 
     /// Parked workers wait here.
     work: Notify,
@@ -180,7 +257,7 @@ enum Refusal<T, K> {
 
 impl<T, K> Refusal<T, K> {
     /// The item and key back if the queue was full (worth waiting for room), else the error
-    /// `enqueue` answers.
+    /// `enqueue` returns.
     fn unless_full(self) -> Result<(T, K), EnqueueError<T>> {
         match self {
             Refusal::Full(t, k) => Ok((t, k)),
@@ -211,7 +288,7 @@ pub(crate) enum SourceOutcome {
     Closed,
 }
 
-/// Decrements `counter` if it is positive; answers whether it did.
+/// Decrements `counter` if it is positive; returns whether it did.
 fn take_one(counter: &AtomicUsize) -> bool {
     counter
         .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
@@ -272,7 +349,7 @@ where
             paused: AtomicBool::new(false),
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
-            room: Padded(Room {
+            room: CachePadded::new(Room {
                 waiters: AtomicUsize::new(0),
                 signalled: AtomicBool::new(false),
                 key_waiters: AtomicUsize::new(0),
@@ -283,10 +360,10 @@ where
             sourcing: AtomicUsize::new(0),
             deferring: AtomicUsize::new(0),
             replies: Replies::new(),
-            producer: Padded(ProducerCounters {
+            producer: CachePadded::new(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),
-            parking: Padded(Parking {
+            parking: CachePadded::new(Parking {
                 idle: AtomicUsize::new(0),
                 waking: AtomicBool::new(false),
             }),
@@ -332,12 +409,12 @@ where
     fn track(&self) -> MutexGuard<'_, Track<R, I::Label>> {
         // No user code runs under this lock except drops of evicted results; the state is
         // consistent at every unlock, so a poisoned lock is still usable.
-        self.track.lock().unwrap_or_else(|e| e.into_inner())
+        self.track.lock()
     }
 
     fn ctl(&self) -> MutexGuard<'_, Ctl<R, I::Label>> {
         // Same reasoning as `track`.
-        self.ctl.lock().unwrap_or_else(|e| e.into_inner())
+        self.ctl.lock()
     }
 }
 

@@ -1,8 +1,16 @@
 //! Reads: counters, snapshots, signal visits, pinning.
+//!
+//! # Invariants
+//!
+//! * A read of the window holds `track`, `ctl` and every slot's lock (in that order) while it
+//!   looks, so it sees each operation exactly once: running, or finished in one shard.
+//! * Every window read first retracts the signals whose ttl ended and trims the window to its
+//!   logical content, so no read returns an expired operation or signal.
+//! * Evicted results are dropped and retraction handlers run after every lock is released.
+use super::expiry::Due;
+use super::slot::SlotState;
 use super::*;
 use crate::label::KeyLabel;
-use crate::operation::expiry::Due;
-use crate::operation::SlotState;
 use crate::signal::SignalRetracted;
 use crate::window::Finished;
 
@@ -12,18 +20,37 @@ where
     I: Intake<T>,
     R: Send + 'static,
 {
+    /// Items pending (an atomic read).
+    pub(crate) fn pending_count(&self) -> usize {
+        self.intake.len()
+    }
+
+    /// Items accepted so far (an atomic read).
+    pub(crate) fn total_enqueued(&self) -> u64 {
+        self.producer.enqueued.load(SeqCst)
+    }
+
+    /// Items dropped before starting (an atomic read).
+    pub(crate) fn total_cancelled(&self) -> u64 {
+        self.cancelled_items.load(SeqCst)
+    }
+
+    /// Bodies that returned `Ok` and that failed: counted per worker (no shared counter on the
+    /// hot path), so this sums the workers' counts under their locks.
+    pub(crate) fn finished_counts(&self) -> (u64, u64) {
+        let track = self.track();
+        let ctl = self.ctl();
+        ctl.slots.iter().fold(
+            (track.retired.completed, track.retired.failed),
+            |(c, f), slot| {
+                let st = slot.lock();
+                (c + st.window.completed, f + st.window.failed)
+            },
+        )
+    }
+
     pub(crate) fn stats(&self) -> Stats {
-        let (completed, failed) = {
-            let track = self.track();
-            let ctl = self.ctl();
-            ctl.slots.iter().fold(
-                (track.retired.completed, track.retired.failed),
-                |(c, f), slot| {
-                    let st = slot.lock();
-                    (c + st.window.completed, f + st.window.failed)
-                },
-            )
-        };
+        let (completed, failed) = self.finished_counts();
         let pending = self.intake.len();
         Stats {
             pending,
@@ -102,7 +129,7 @@ where
         out
     }
 
-    /// Removes a signal whose ttl ended from its operation, running or finished; answers
+    /// Removes a signal whose ttl ended from its operation, running or finished; returns
     /// whether it was still there (it may have been retracted, or left with its operation).
     fn remove_expired(
         &self,
@@ -144,6 +171,7 @@ where
         )
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub(crate) fn owed_replies(&self) -> usize {
         self.replies.len()
     }
@@ -253,6 +281,7 @@ where
         self.with_window(|view| view.shards().any(|w| w.evict(id, gates)))
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     /// Records held right now (running and finished, including some that already left the
     /// logical window and wait for the next read to be dropped).
     pub(crate) fn window_held(&self) -> usize {

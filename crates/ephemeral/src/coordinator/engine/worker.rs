@@ -1,4 +1,12 @@
-//! Workers: waking, taking items, recording what they came to.
+//! Workers: the worker loop, taking items, recording what they came to.
+//!
+//! # Invariants
+//!
+//! * A worker marks its slot busy before it pops and clears it only after its previous item
+//!   is settled (recorded, key released), so a drain never sees an item in no state.
+//! * With a keyed intake, settling the previous item and taking the next happen in one
+//!   critical section of the slot's lock (see `settle_slot`).
+//! * Results leaving the window are dropped after the slot's lock is released.
 use super::*;
 use crate::label::KeyLabel;
 use crate::outcome::Outcome;
@@ -27,121 +35,13 @@ where
     I: Intake<T>,
     R: Send + 'static,
 {
-    /// Whether an item is ready and intake is open to start it.
-    pub(super) fn runnable(&self) -> bool {
-        !self.paused.load(SeqCst) && !self.cancelled.load(SeqCst) && self.intake.has_ready()
-    }
-
-    /// Wakes (or spawns) one worker if an item is ready and nobody is on the way; answers
-    /// whether it did.
-    pub(super) fn wake_one(&self) -> bool {
-        // Cheapest exits first: they read lines that rarely change. With every worker spawned
-        // and none parked, all are busy or about to look for work themselves.
-        if self.parking.idle.load(SeqCst) == 0
-            && self.workers.load(SeqCst) >= self.limit.load(SeqCst)
-        {
-            return false;
-        }
-        if self.parking.waking.load(SeqCst) || !self.runnable() {
-            return false;
-        }
-        if self.parking.waking.swap(true, SeqCst) {
-            return false;
-        }
-        if take_one(&self.parking.idle) {
-            self.work.notify_one();
-            return true;
-        }
-        let mut ctl = self.ctl();
-        if self.workers.load(SeqCst) < self.limit.load(SeqCst) && !self.cancelled.load(SeqCst) {
-            let slot = Arc::new(Slot::new(
-                self.hub.clone(),
-                self.window_max,
-                self.window_lifetime,
-            ));
-            ctl.slots.push(slot.clone());
-            self.workers.fetch_add(1, SeqCst);
-            drop(ctl);
-            if let Some(me) = self.me.upgrade() {
-                (self.spawn)(me, slot);
-            }
-            return true;
-        }
-        drop(ctl);
-        self.parking.waking.store(false, SeqCst);
-        // A worker may have parked between our idle check and now.
-        if take_one(&self.parking.idle) {
-            if !self.parking.waking.swap(true, SeqCst) {
-                self.work.notify_one();
-                return true;
-            }
-            self.parking.idle.fetch_add(1, SeqCst);
-        }
-        false
-    }
-
-    /// Wakes every parked worker (they re-read the state).
-    pub(super) fn wake_all(&self) {
-        self.parking.idle.store(0, SeqCst);
-        self.wake_all_gen.fetch_add(1, SeqCst);
-        self.work.notify_waiters();
-    }
-
-    /// Closed, nothing pending, no worker busy, and every accepted item finished or
-    /// cancelled.
-    ///
-    /// Why no item in flight is missed: a producer counts an item in `enqueued` *before* it
-    /// reads `closed`. We read `closed` first and `enqueued` after it, so a producer counting
-    /// later sees `closed` and refuses its item; every item counted in what we read is
-    /// accepted (or about to be taken back), and it is finished only if a worker recorded it
-    /// (under the slot lock we read the counts under) or cancelled it.
-    pub(super) fn is_drained_now(&self) -> bool {
-        if !self.closed.load(SeqCst) || self.intake.len() != 0 || self.sourcing.load(SeqCst) != 0 {
-            return false;
-        }
-        let enqueued = self.producer.enqueued.load(SeqCst);
-        let track = self.track();
-        let ctl = self.ctl();
-        let mut finished = track.retired.completed + track.retired.failed;
-        for slot in &ctl.slots {
-            if slot.busy.load(SeqCst) {
-                return false;
-            }
-            let st = slot.lock();
-            finished += st.window.completed + st.window.failed;
-        }
-        finished + self.cancelled_items.load(SeqCst) == enqueued
-    }
-
     /// Workers that are busy: looking for an item, running a body, or sampling after one.
-    pub(super) fn active_now(&self) -> usize {
+    pub(crate) fn active_now(&self) -> usize {
         self.ctl()
             .slots
             .iter()
             .filter(|s| s.busy.load(SeqCst))
             .count()
-    }
-
-    /// Notifies drain waiters and parked workers if the coordinator is drained.
-    pub(super) fn check_drained(&self) {
-        if self.is_drained_now() {
-            self.wake_all();
-            self.drained.notify_waiters();
-        }
-    }
-
-    /// Lets a waiting `enqueue` retry after room was made.
-    pub(super) fn room_made(&self) {
-        if self.room.key_waiters.load(SeqCst) > 0 {
-            // A stream reader waits for some key's room: let it look again.
-            self.key_room.notify_waiters();
-        }
-        if self.room.waiters.load(SeqCst) > 0
-            && !self.room.signalled.load(SeqCst)
-            && !self.room.signalled.swap(true, SeqCst)
-        {
-            self.space.notify_one();
-        }
     }
 
     /// Takes the next item, or says to park or exit.
@@ -305,61 +205,6 @@ where
             reply.send();
         }
         taken
-    }
-
-    /// Nothing to start: exit if the coordinator is done with us, else park.
-    pub(super) fn park_or_exit(&self) -> Next<T, I::Key, I::Label> {
-        // A producer that was already past its `closed` check spawns a worker for its item.
-        if self.closed.load(SeqCst) && self.intake.len() == 0 {
-            Next::Exit
-        } else {
-            Next::Park
-        }
-    }
-
-    /// Whether there are more workers than the limit (checked again under the lock by
-    /// [`try_exit_for_shrink`](Self::try_exit_for_shrink)).
-    pub(super) fn must_shrink(&self) -> bool {
-        self.workers.load(SeqCst) > self.limit.load(SeqCst)
-    }
-
-    /// Leaves if there are more workers than the limit; answers whether this worker left. Its
-    /// finished operations move to the window of retired workers.
-    pub(super) fn try_exit_for_shrink(&self, slot: &WorkerSlot<T, I, R>) -> bool {
-        self.unregister(slot, true)
-    }
-
-    /// Unregisters an exiting worker (shrink exits already did).
-    pub(super) fn exit(&self, slot: &WorkerSlot<T, I, R>) {
-        self.unregister(slot, false);
-        // Someone else may have to take over (a shrink exit while items are ready).
-        self.wake_one();
-        self.check_drained();
-    }
-
-    /// Removes `slot` from the workers (only if they exceed the limit, with `shrinking`) and
-    /// moves its finished operations to the retired window; answers whether it did.
-    fn unregister(&self, slot: &WorkerSlot<T, I, R>, shrinking: bool) -> bool {
-        let mut dead = Vec::new();
-        let mut track = self.track();
-        let mut ctl = self.ctl();
-        if shrinking && self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
-            return false;
-        }
-        let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) else {
-            return false;
-        };
-        ctl.slots.swap_remove(pos);
-        self.workers.fetch_sub(1, SeqCst);
-        track
-            .retired
-            .absorb(&mut slot.lock().window, &self.hub.gates);
-        track.retired.take_dead(&mut dead);
-        drop(ctl);
-        drop(track);
-        // Results that left the window are dropped outside the locks.
-        drop(dead);
-        true
     }
 
     /// Calls `on_sample` for an operation that just finished (the worker stays busy, so drain

@@ -1,9 +1,10 @@
 //! The plain intake: one lock-free first-in, first-out queue.
 
-use super::{Intake, Job, Padded, Refused, Released, RING_MAX};
+use super::{Intake, Job, Refused, Released, RING_MAX};
 use crate::id::OperationId;
+use crate::sync::atomic::{AtomicUsize, Ordering};
 use crossbeam_queue::{ArrayQueue, SegQueue};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use crossbeam_utils::CachePadded;
 
 /// Plain first-in, first-out, lock-free, so producers and workers never wait for each other's
 /// critical sections: a preallocated bounded MPMC ring for ordinary capacities, a segmented
@@ -17,7 +18,7 @@ pub(crate) enum Fifo<T> {
     Segmented {
         queue: SegQueue<Job<T, ()>>,
         /// Reserved before a push, released after a pop: never above the capacity.
-        len: Padded<AtomicUsize>,
+        len: CachePadded<AtomicUsize>,
     },
 }
 
@@ -29,7 +30,7 @@ impl<T> Fifo<T> {
         } else {
             Fifo::Segmented {
                 queue: SegQueue::new(),
-                len: Padded(AtomicUsize::new(0)),
+                len: CachePadded::new(AtomicUsize::new(0)),
             }
         }
     }

@@ -10,18 +10,6 @@ mod keyed;
 pub(crate) use fifo::Fifo;
 pub(crate) use keyed::Keyed;
 
-/// Keeps a value on cache lines of its own, so writers of neighbouring fields do not steal
-/// them (128 bytes: adjacent-line prefetching pairs lines on x86).
-#[repr(align(128))]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
 /// One pending item.
 pub(crate) struct Job<T, K> {
     pub(crate) item: T,
@@ -63,7 +51,7 @@ pub(crate) trait Intake<T>: Send + Sync + 'static {
     /// Whether an item could start now (its key is below its cap).
     fn has_ready(&self) -> bool;
     /// Adds an item as operation `id` unless `capacity` items are pending (or its key is at
-    /// its pending limit); answers `id`.
+    /// its pending limit); returns `id`.
     ///
     /// `ticket` is the producer's place in the count of accepted items: plain FIFOs use it as
     /// the start-order stamp (their start order is their enqueue order), which saves them a

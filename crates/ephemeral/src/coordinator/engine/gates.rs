@@ -10,12 +10,22 @@
 //! * the sink side caches the last answer with the sink's change generation and, when a match
 //!   was present, the instant until which it surely stays (events only disappear by ageing,
 //!   which the deadline covers, or by raises and clears, which move the generation).
+//!
+//! # Invariants
+//!
+//! * A gate's window count equals the live window signals matching it, plus matches on
+//!   expired operations not yet purged, once every emit, retract or removal in flight has
+//!   returned: it is raised under the slot's lock as a signal is recorded, and lowered as one
+//!   is retracted or leaves the window.
+//! * The sink cache lock is taken with no engine lock held, and the sink's lock under it
+//!   (see the engine's lock order).
 
+use super::{Intake, Shared};
 use crate::pattern::PatternSet;
 use crate::signal::SignalSink;
+use crate::sync::atomic::{AtomicIsize, Ordering};
+use crate::sync::Mutex;
 use crate::time;
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::Mutex;
 use tokio::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +64,7 @@ impl Gate {
 
     fn sink_active(&self, sink: &SignalSink) -> bool {
         let generation = sink.generation();
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = self.cache.lock();
         if let Some(answer) = *cache {
             if answer.generation == generation {
                 match answer.until {
@@ -135,5 +145,29 @@ impl crate::window::OnRemoved for Gates {
                 self.removed_one(s.signal());
             }
         }
+    }
+}
+
+impl<T, I, R> Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    /// Whether a cancel-on / defer-on signal is present (exact: expired operations are purged
+    /// before a positive window count is believed).
+    pub(super) fn gate_active(&self, kind: GateKind) -> bool {
+        let gates = &self.hub.gates;
+        if !gates.configured(kind) {
+            return false;
+        }
+        if gates.window_maybe(kind) {
+            // Trimming the window to its logical content makes the count exact.
+            self.with_window(|_| ());
+            if gates.window_maybe(kind) {
+                return true;
+            }
+        }
+        gates.sink_active(kind)
     }
 }

@@ -1,18 +1,19 @@
 //! Pattern-routed async signal handlers.
 
-use crate::options::{async_handler, AsyncHandler};
+mod driver;
+
+use driver::drive;
+
 use crate::outcome::Outcome;
 use crate::pattern::Pattern;
+use crate::signal::handler::{async_handler, AsyncHandler};
 use crate::signal::{SignalEvent, SignalSink, Subscription};
-use futures_util::future::FutureExt;
-use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::collections::hash_map::Entry;
+use crate::sync::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// A handler, boxed into the one shape every async signal handler has.
@@ -40,7 +41,7 @@ struct Rule {
 ///   `max_concurrent_names` names at once; names waiting for a slot are served round-robin, so
 ///   a busy name cannot starve the others.
 /// * At most `max_queued` events wait (not counting those being handled). When that many wait,
-///   `dispatch` refuses the new event, answers `false` and counts it in
+///   `dispatch` refuses the new event, returns `false` and counts it in
 ///   [`dropped_count`](Self::dropped_count).
 /// * A name costs memory only while it has events waiting or being handled, so
 ///   high-cardinality names such as `progress:37` do not accumulate.
@@ -432,150 +433,14 @@ impl SignalDispatcher {
 
     /// Stops intake and returns once every event already queued has been handled.
     /// Idempotent: later calls wait for the same thing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: intake stops when the future is first polled; dropping it afterwards only stops
+    /// the waiting, and queued events are still handled in the background.
     pub async fn shutdown(&self) {
         self.shared.close();
         self.shared.wait_finished().await;
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // No user code runs under this lock, so poisoning cannot leave broken state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn rules(&self) -> Arc<Vec<Rule>> {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Copy-on-write update of the rules: `f` edits a copy, which then replaces them.
-    fn update_rules(&self, f: impl FnOnce(&mut Vec<Rule>)) {
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut next: Vec<Rule> = rules
-            .iter()
-            .map(|r| Rule {
-                pattern: r.pattern.clone(),
-                handler: r.handler.clone(),
-            })
-            .collect();
-        f(&mut next);
-        let old = std::mem::replace(&mut *rules, Arc::new(next));
-        drop(rules);
-        // Replaced handlers (user data) are released outside the lock.
-        drop(old);
-    }
-
-    /// See [`SignalDispatcher::dispatch`].
-    fn dispatch(&self, event: SignalEvent) -> bool {
-        let mut state = self.lock();
-        if state.closed {
-            return false;
-        }
-        if state.queued >= self.max_queued {
-            drop(state);
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return false;
-        }
-        state.queued += 1;
-        let state = &mut *state;
-        let newly_ready = match state.names.entry(event.signal_arc().clone()) {
-            // The name is already ready or being handled: the driver gets to it.
-            Entry::Occupied(mut waiting) => {
-                waiting.get_mut().push_back(event);
-                false
-            }
-            Entry::Vacant(slot) => {
-                state.ready.push_back(slot.key().clone());
-                slot.insert(VecDeque::from([event]));
-                true
-            }
-        };
-        if newly_ready {
-            self.wake.notify_one();
-        }
-        true
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
-    }
-
-    async fn wait_finished(&self) {
-        crate::notify::wait_until(&self.done, || self.lock().finished).await;
-    }
-}
-
-/// Handles one event: every matching handler, in registration order, each awaited.
-/// Resolves to the event's name so the driver can move on to that name's next event.
-async fn handle(shared: Arc<Shared>, name: Arc<str>, event: SignalEvent) -> Arc<str> {
-    let rules = shared.rules();
-    for rule in rules.iter().filter(|r| r.pattern.matches(&name)) {
-        // The handler's synchronous part may panic too.
-        let succeeded = match catch_unwind(AssertUnwindSafe(|| (rule.handler)(event.clone()))) {
-            Ok(fut) => matches!(AssertUnwindSafe(fut).catch_unwind().await, Ok(Ok(()))),
-            Err(_) => false,
-        };
-        if !succeeded {
-            shared.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    shared.processed.fetch_add(1, Ordering::Relaxed);
-    name
-}
-
-/// The background task: starts ready names while there are free slots, and on each finished
-/// event either requeues its name (more waiting) or forgets it.
-async fn drive(shared: Arc<Shared>) {
-    let mut running = FuturesUnordered::new();
-    loop {
-        let exit = {
-            let mut state = shared.lock();
-            while running.len() < shared.max_concurrent_names {
-                let Some(name) = state.ready.pop_front() else {
-                    break;
-                };
-                // A ready name always has a waiting event; stay robust all the same.
-                let Some(event) = state.names.get_mut(&name).and_then(VecDeque::pop_front) else {
-                    state.names.remove(&name);
-                    continue;
-                };
-                state.queued -= 1;
-                running.push(handle(shared.clone(), name, event));
-            }
-            shrink(&mut state);
-            // A name stays in `names` while it is handled, so this also means nothing runs.
-            state.closed && state.names.is_empty()
-        };
-        if exit {
-            break;
-        }
-        tokio::select! {
-            biased;
-            Some(name) = running.next(), if !running.is_empty() => {
-                let mut state = shared.lock();
-                let more = state.names.get(&name).is_some_and(|q| !q.is_empty());
-                if more {
-                    state.ready.push_back(name);
-                } else {
-                    state.names.remove(&name);
-                }
-            }
-            () = shared.wake.notified() => {}
-        }
-    }
-    shared.lock().finished = true;
-    shared.done.notify_waiters();
-}
-
-/// Gives memory back after a burst of many names: removed entries do not shrink a map.
-fn shrink(state: &mut State) {
-    const MIN: usize = 64;
-    if state.names.capacity() > MIN && state.names.len() < state.names.capacity() / 4 {
-        state.names.shrink_to((state.names.len() * 2).max(MIN));
-    }
-    if state.ready.capacity() > MIN && state.ready.len() < state.ready.capacity() / 4 {
-        state.ready.shrink_to((state.ready.len() * 2).max(MIN));
     }
 }
 
@@ -590,10 +455,4 @@ impl fmt::Debug for SignalDispatcher {
             .field("dropped", &self.dropped_count())
             .finish()
     }
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync + Clone>() {}
-    is::<SignalDispatcher>();
 }

@@ -9,12 +9,20 @@
 //! until the soonest deadline and then reads the window. It is spawned with the first
 //! scheduled signal, so coordinators that never use a ttl have no such task, and it stops
 //! when its coordinator goes away.
+//!
+//! # Invariants
+//!
+//! * The queue's lock is a leaf (see the engine's lock order): taken under the slot locks of a
+//!   window read, never with a call out of this module.
+//! * A signal is scheduled only after it was recorded on its operation, so a due entry whose
+//!   signal is not found was retracted or left with its operation, and is simply dropped.
 
 use crate::signal::SignalEvent;
+use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use crate::sync::Mutex;
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -85,9 +93,9 @@ impl Expiry {
         let _ = self.target.set(target);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+    fn lock(&self) -> crate::sync::MutexGuard<'_, Queue> {
         // No user code runs under this lock.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.lock()
     }
 
     /// Schedules the end of `event`, a signal with a ttl recorded on its operation.

@@ -1,32 +1,19 @@
 //! Coordinator configuration.
 
 use crate::operation::OperationSnapshot;
-use crate::outcome::Outcome;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
-use crate::BoxError;
-use futures_util::future::BoxFuture;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) type SyncHandler<E> = Arc<dyn Fn(&E) + Send + Sync>;
-pub(crate) type AsyncHandler<E> =
-    Arc<dyn Fn(E) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync>;
-pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
+mod signals;
+mod validate;
 
-/// Boxes a user's async handler into the uniform shape.
-pub(crate) fn async_handler<E, F, Fut>(f: F) -> AsyncHandler<E>
-where
-    F: Fn(E) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output: Outcome<()>> + Send + 'static,
-{
-    Arc::new(move |e| {
-        let fut = f(e);
-        Box::pin(async move { fut.await.into_result() })
-    })
-}
+pub(crate) use crate::signal::handler::{AsyncHandler, SyncHandler};
+pub use validate::OptionsError;
+
+pub(crate) type SampleHandler = Arc<dyn Fn(&[OperationSnapshot]) + Send + Sync>;
 
 /// Configuration shared by every coordinator (and by [`for_each`](crate::for_each)).
 ///
@@ -131,14 +118,6 @@ impl Default for Options {
     }
 }
 
-fn strings<I>(patterns: I) -> Vec<String>
-where
-    I: IntoIterator,
-    I::Item: Into<String>,
-{
-    patterns.into_iter().map(Into::into).collect()
-}
-
 impl Options {
     /// Global cap on running bodies (must be at least 1).
     pub fn max_concurrency(mut self, n: usize) -> Self {
@@ -180,7 +159,7 @@ impl Options {
     }
 
     /// How many items may wait to start (must be at least 1): `enqueue` waits and
-    /// `try_enqueue` answers `Full` beyond it. Defaults to `max_tracked_operations`.
+    /// `try_enqueue` returns `Full` beyond it. Defaults to `max_tracked_operations`.
     ///
     /// Up to 65,536, the queue is a ring allocated up front: one slot per item, each the size
     /// of the item plus three or four words (the key, for keyed coordinators). Larger
@@ -255,142 +234,6 @@ impl Options {
             .then_some(self.fair_scheduling_threshold))
     }
 
-    /// Glob patterns (entries may be comma lists): while a matching signal is present in the
-    /// window or the configured sink, new items are refused with `Rejected` and queued items
-    /// are not started (counted as cancelled).
-    ///
-    /// **How long a signal counts**: a signal emitted by an operation counts as long as its
-    /// operation stays in the window (`max_operation_lifetime` after it finished, 5 minutes
-    /// by default, or until pushed out by newer ones), unless it has a ttl
-    /// ([`Operation::emit_for`](crate::Operation::emit_for), [`signal_ttl`](Self::signal_ttl)):
-    /// then it counts until the ttl runs out. A signal on the sink counts until the sink's
-    /// `max_age` (or its ttl) runs out, or the sink is cleared.
-    pub fn cancel_on_signals<I>(mut self, patterns: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.cancel_on_signals = strings(patterns);
-        self
-    }
-
-    /// Glob patterns (entries may be comma lists): while a matching signal is present, the next
-    /// start waits, re-checking every [`defer_check_interval`](Self::defer_check_interval), up
-    /// to [`max_defer_attempts`](Self::max_defer_attempts) times, then runs anyway (counted in
-    /// [`Stats::defer_timeouts`](crate::Stats::defer_timeouts)). While a start waits, the
-    /// waiting workers show in [`Stats::deferred`](crate::Stats::deferred).
-    ///
-    /// A signal counts as long as its operation stays in the window unless it has a ttl (see
-    /// [`cancel_on_signals`](Self::cancel_on_signals)): for a back-off, emit it with
-    /// [`Operation::emit_for`](crate::Operation::emit_for), or set
-    /// [`signal_ttl`](Self::signal_ttl), or every later start waits out all its attempts for
-    /// as long as the failed operation is listed.
-    pub fn defer_on_signals<I>(mut self, patterns: I) -> Self
-    where
-        I: IntoIterator,
-        I::Item: Into<String>,
-    {
-        self.defer_on_signals = strings(patterns);
-        self
-    }
-
-    /// How many checks a deferred start makes before running anyway.
-    pub fn max_defer_attempts(mut self, attempts: u32) -> Self {
-        self.max_defer_attempts = attempts;
-        self.max_defer_attempts_set = true;
-        self
-    }
-
-    /// Time between two checks of a deferred start (must not be zero).
-    pub fn defer_check_interval(mut self, interval: Duration) -> Self {
-        self.defer_check_interval = interval;
-        self
-    }
-
-    /// A shared sink: operation signals are raised there too, and `cancel_on_signals` /
-    /// `defer_on_signals` consult it.
-    pub fn signals(mut self, sink: SignalSink) -> Self {
-        self.signals = Some(sink);
-        self
-    }
-
-    /// A time to live for every signal bodies emit with [`Operation::emit`] and
-    /// [`Operation::emit_caused`] (default `None`: a signal stays as long as its operation
-    /// stays in the window). When it runs out the signal retracts itself, even from an
-    /// operation that has finished: `on_signal_retracted` handlers run (the event's
-    /// [`is_expiry`](crate::SignalRetracted::is_expiry) is true), `defer_on_signals` /
-    /// `cancel_on_signals` gates release, window queries stop returning it, and a sink that
-    /// received it stops returning it too. [`Operation::emit_for`] sets a ttl per signal.
-    ///
-    /// The window remains the failure log (kept by `max_tracked_operations` and
-    /// `max_operation_lifetime`); the ttl only bounds how long a signal steers other work.
-    ///
-    /// [`Operation::emit`]: crate::Operation::emit
-    /// [`Operation::emit_caused`]: crate::Operation::emit_caused
-    /// [`Operation::emit_for`]: crate::Operation::emit_for
-    pub fn signal_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.signal_ttl = ttl;
-        self
-    }
-
-    /// Propagation limits for [`Operation::emit_caused`](crate::Operation::emit_caused); without
-    /// them nothing is blocked.
-    pub fn signal_constraints(mut self, constraints: SignalConstraints) -> Self {
-        self.signal_constraints = Some(constraints);
-        self
-    }
-
-    /// Called synchronously, on the emitting task, for every signal an operation emits. Keep it
-    /// fast; a panic in it is contained.
-    pub fn on_signal(mut self, f: impl Fn(&SignalEvent) + Send + Sync + 'static) -> Self {
-        self.on_signal = Some(Arc::new(f));
-        self
-    }
-
-    /// Queued async handler for every emitted signal, run in the background with at most
-    /// [`max_concurrent_signal_handlers`](Self::max_concurrent_signal_handlers) at once; when
-    /// [`max_queued_signals`](Self::max_queued_signals) wait, the oldest is dropped and counted.
-    pub fn on_signal_async<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output: Outcome<()>> + Send + 'static,
-    {
-        self.on_signal_async = Some(async_handler(f));
-        self
-    }
-
-    /// Called synchronously for every retraction.
-    pub fn on_signal_retracted(
-        mut self,
-        f: impl Fn(&SignalRetracted) + Send + Sync + 'static,
-    ) -> Self {
-        self.on_signal_retracted = Some(Arc::new(f));
-        self
-    }
-
-    /// Queued async handler for every retraction (same queue rules as
-    /// [`on_signal_async`](Self::on_signal_async)).
-    pub fn on_signal_retracted_async<F, Fut>(mut self, f: F) -> Self
-    where
-        F: Fn(SignalRetracted) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output: Outcome<()>> + Send + 'static,
-    {
-        self.on_signal_retracted_async = Some(async_handler(f));
-        self
-    }
-
-    /// Async handlers running at once (must be at least 1).
-    pub fn max_concurrent_signal_handlers(mut self, n: usize) -> Self {
-        self.max_concurrent_signal_handlers = n;
-        self
-    }
-
-    /// Signals waiting for an async handler before the oldest is dropped (must be at least 1).
-    pub fn max_queued_signals(mut self, n: usize) -> Self {
-        self.max_queued_signals = n;
-        self
-    }
-
     /// Called once after each operation finishes, with the window (metadata only). A panic in
     /// it is contained and never hangs `drain`.
     pub fn on_sample(mut self, f: impl Fn(&[OperationSnapshot]) + Send + Sync + 'static) -> Self {
@@ -407,10 +250,10 @@ impl Options {
 
     /// A name for the coordinator, to tell several apart (default: none).
     ///
-    /// Today it is what the coordinator's `name()` answers (for example
+    /// Today it is what the coordinator's `name()` returns (for example
     /// [`WorkCoordinator::name`](crate::WorkCoordinator::name)) and it appears in the
     /// coordinator's `Debug` output and in this `Options`' own (see also
-    /// [`get_name`](Self::get_name)). It changes no behaviour. Factories
+    /// [`name_ref`](Self::name_ref)). It changes no behaviour. Factories
     /// ([`CoordinatorFactory`](crate::CoordinatorFactory)) look coordinators up by the name
     /// given to `register`, which is separate: pass the same name here too if a coordinator
     /// built by a factory should report it. A status API and metrics, when they come, will
@@ -450,86 +293,22 @@ impl Options {
         self
     }
 
+    /// The configured name, if any (set by [`name`](Self::name)).
+    #[must_use]
+    pub fn name_ref(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// The configured name, if any.
+    #[deprecated(since = "0.1.0", note = "renamed to `name_ref` (no `get_` prefix)")]
     #[must_use]
     pub fn get_name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name_ref()
     }
 
     /// The effective queue capacity.
     pub(crate) fn effective_queue_capacity(&self) -> usize {
         self.queue_capacity.unwrap_or(self.max_tracked_operations)
-    }
-
-    /// Checks every limit; coordinators panic with this error's message when it fails.
-    ///
-    /// # Errors
-    ///
-    /// An [`OptionsError`] naming the first field that is out of range.
-    pub fn validate(&self) -> Result<(), OptionsError> {
-        let checks: [(&'static str, bool, &'static str); 8] = [
-            (
-                "max_concurrency",
-                self.max_concurrency > 0,
-                "must be at least 1",
-            ),
-            (
-                "max_concurrency_per_key",
-                self.max_concurrency_per_key > 0,
-                "must be at least 1",
-            ),
-            (
-                "max_tracked_operations",
-                self.max_tracked_operations > 0,
-                "must be at least 1",
-            ),
-            (
-                "queue_capacity",
-                self.effective_queue_capacity() > 0,
-                "must be at least 1",
-            ),
-            (
-                "max_concurrent_signal_handlers",
-                self.max_concurrent_signal_handlers > 0,
-                "must be at least 1",
-            ),
-            (
-                "max_queued_signals",
-                self.max_queued_signals > 0,
-                "must be at least 1",
-            ),
-            (
-                "fair_scheduling_threshold",
-                self.fair_scheduling_threshold > 0,
-                "must be at least 1",
-            ),
-            (
-                "max_pending_per_key",
-                self.max_pending_per_key != Some(0),
-                "must be at least 1",
-            ),
-        ];
-        for (field, ok, why) in checks {
-            if !ok {
-                return Err(OptionsError { field, reason: why });
-            }
-        }
-        if !self.defer_on_signals.is_empty() && self.defer_check_interval.is_zero() {
-            return Err(OptionsError {
-                field: "defer_check_interval",
-                reason: "must not be zero when defer_on_signals is set",
-            });
-        }
-        Ok(())
-    }
-
-    /// Validates, panicking with the error's message (constructors' contract).
-    #[track_caller]
-    pub(crate) fn validated(self) -> Self {
-        if let Err(e) = self.validate() {
-            panic!("invalid ephemeral::Options: {e}");
-        }
-        self
     }
 }
 
@@ -568,34 +347,3 @@ impl fmt::Debug for Options {
             .finish()
     }
 }
-
-/// An [`Options`] value out of range; names the field.
-///
-/// ```
-/// use ephemeral::Options;
-///
-/// let err = Options::default().max_tracked_operations(0).validate().unwrap_err();
-/// assert_eq!(err.field(), "max_tracked_operations");
-/// assert_eq!(err.to_string(), "max_tracked_operations must be at least 1");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OptionsError {
-    field: &'static str,
-    reason: &'static str,
-}
-
-impl OptionsError {
-    /// The offending setter's name.
-    #[must_use]
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-}
-
-impl fmt::Display for OptionsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for OptionsError {}

@@ -1,15 +1,22 @@
 //! The keyed intake: per-key FIFO queues served round-robin, at most `per_key` items of a key
 //! at a time.
 
-use super::{Intake, Job, Padded, Refused, Released, RING_MAX};
+mod fast_slots;
+mod ready;
+mod shard;
+
+use super::{Intake, Job, Refused, Released};
 use crate::id::OperationId;
 use crate::label::Label;
-use crossbeam_queue::{ArrayQueue, SegQueue};
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::sync::{Mutex, MutexGuard};
+use crossbeam_utils::CachePadded;
+use fast_slots::{FastSlots, SLOW_MASK};
+use ready::Ready;
+use shard::{KeyState, LockedShard, Queued, Shard, SHARDS};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 /// Per-key FIFO queues in lock-striped shards, plus one lock-free round-robin queue of the
 /// items that can start.
@@ -46,9 +53,9 @@ pub(crate) struct Keyed<T, K> {
     /// Picks a key's shard (seeded, like the shards' own maps).
     pick: foldhash::fast::RandomState,
     ready: Ready<Job<T, K>>,
-    pending: Padded<AtomicUsize>,
+    pending: CachePadded<AtomicUsize>,
     /// Start-order stamps, taken as items are admitted (by producers, mostly: on their core).
-    seq: Padded<AtomicU64>,
+    seq: CachePadded<AtomicU64>,
     per_key: usize,
     /// With fair scheduling, the most items one key may have pending.
     threshold: Option<usize>,
@@ -58,211 +65,13 @@ pub(crate) struct Keyed<T, K> {
     fast: Option<FastSlots>,
 }
 
-/// Admission of idle keys without a lock (one item per key, no fairness limit).
-///
-/// A key hashes to one slot of a table (and its shard is the slot's, `index % SHARDS`). An
-/// item of a key whose slot is free is admitted by one compare-and-swap that writes the key's
-/// tag into the slot, and released by one that clears it: the key gets no map entry at all,
-/// so producer and worker each touch one cache line instead of a shard's lock and map.
-///
-/// Every other case goes through the shard's map as before. A key with a map entry counts
-/// itself in its slot (`slow`), and a slot admits nothing by itself while any key does, so a
-/// key is never in both places unless its map entry waits for its own slot item
-/// (`waits_on_slot`). The release of a slot item that finds such keys takes the shard lock
-/// and admits their next items, so nobody waits for a release already done.
-///
-/// Two keys whose hashes share a slot and a tag (one chance in 2^44 per pair of keys active
-/// in one slot at once, unless their `Hash` is coarse) are taken for one key while the first
-/// one's slot item runs: the second waits for it. When that release finds it, slots are
-/// disabled for good (see `disabled`).
-struct FastSlots {
-    slots: Box<[FastSlot]>,
-    mask: u64,
-    /// Set once two different keys were found sharing a slot and tag: keys whose `Hash` is
-    /// coarse (equal for unequal keys) would keep colliding, so admission no longer goes
-    /// through slots (items already admitted through them are released as before).
-    disabled: AtomicBool,
-}
-
-#[derive(Default)]
-struct FastSlot {
-    /// `tag << SLOW_BITS | slow`: `tag` (never 0) while an item admitted through this slot
-    /// waits in `ready` or runs; `slow` counts keys hashing here that have a map entry.
-    word: AtomicU64,
-    /// The id of the item admitted through the slot (for `pending_count_for_key`).
-    id: AtomicU64,
-}
-
-const SLOW_BITS: u32 = 20;
-const SLOW_MASK: u64 = (1 << SLOW_BITS) - 1;
-
-impl FastSlots {
-    fn new(capacity: usize) -> Self {
-        // Sparse enough that an idle key's slot is free almost always: 16 slots per item
-        // that may be pending, within 64 to 65,536 slots (16 bytes each).
-        let n = capacity
-            .saturating_mul(16)
-            .clamp(64, 1 << 16)
-            .next_power_of_two();
-        FastSlots {
-            slots: (0..n).map(|_| FastSlot::default()).collect(),
-            mask: n as u64 - 1,
-            disabled: AtomicBool::new(false),
-        }
-    }
-
-    fn index(&self, hash: u64) -> u64 {
-        hash & self.mask
-    }
-
-    fn slot(&self, hash: u64) -> &FastSlot {
-        &self.slots[self.index(hash) as usize]
-    }
-
-    /// The slot word of an item of a key with `hash` (its tag, no `slow` count).
-    fn word(hash: u64) -> u64 {
-        // Bits above any slot index (at most 16), never 0.
-        (hash >> SLOW_BITS).max(1) << SLOW_BITS
-    }
-
-    /// Counts one more key with a map entry in the slot of `hash`.
-    fn count_in(&self, hash: u64) {
-        let counted =
-            self.slot(hash)
-                .word
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
-                    (word & SLOW_MASK < SLOW_MASK).then_some(word + 1)
-                });
-        assert!(counted.is_ok(), "over a million keys share one hash slot");
-    }
-
-    fn count_out(&self, hash: u64) {
-        self.slot(hash).word.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Shards of the key map.
-const SHARDS: usize = 32;
-
-/// A shard behind its lock, on cache lines of its own.
-type LockedShard<T, K> = Padded<Mutex<Shard<T, K>>>;
-
-struct Shard<T, K> {
-    /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
-    /// keys chosen by clients (addresses, user ids) cannot be aimed at one bucket cheaply.
-    keys: HashMap<K, KeyState<T>, foldhash::fast::RandomState>,
-    /// With fast slots: how many keys of this shard wait for each slot's item, by slot index.
-    waiting: HashMap<u64, usize, foldhash::fast::RandomState>,
-}
-
-/// The FIFO of admitted items: a preallocated ring up to [`RING_MAX`], a segmented queue
-/// above.
-struct Ready<J> {
-    ring: Option<ArrayQueue<J>>,
-    /// The queue itself when there is no ring. With a ring it stays empty while the invariants
-    /// hold (admitted items never outnumber pending ones, which never exceed the ring's size);
-    /// it is there so that a miscount could only reorder items, never lose one or panic.
-    queue: SegQueue<J>,
-}
-
-impl<J> Ready<J> {
-    fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        Ready {
-            ring: (capacity <= RING_MAX).then(|| ArrayQueue::new(capacity)),
-            queue: SegQueue::new(),
-        }
-    }
-
-    fn push(&self, job: J) {
-        match &self.ring {
-            Some(ring) => {
-                if let Err(job) = ring.push(job) {
-                    debug_assert!(false, "more admitted items than pending ones");
-                    self.queue.push(job);
-                }
-            }
-            None => self.queue.push(job),
-        }
-    }
-
-    fn pop(&self) -> Option<J> {
-        self.ring
-            .as_ref()
-            .and_then(ArrayQueue::pop)
-            .or_else(|| self.queue.pop())
-    }
-
-    fn is_empty(&self) -> bool {
-        self.ring.as_ref().is_none_or(ArrayQueue::is_empty) && self.queue.is_empty()
-    }
-}
-
-/// A pending item in its key's queue (the key is the map's).
-struct Queued<T> {
-    item: T,
-    id: OperationId,
-}
-
-/// One key's queue and counts: small (two cache lines with its map slot for word-sized items
-/// and keys), since every item touches it at least twice.
-struct KeyState<T> {
-    /// The oldest queued item, inline: a key with one item queued allocates no queue.
-    head: Option<Queued<T>>,
-    /// The rest, in order.
-    rest: VecDeque<Queued<T>>,
-    /// Items admitted to `ready` and not released: waiting there, or running.
-    admitted: usize,
-    /// The key's item waiting in `ready` (see [`Keyed`]'s invariants).
-    in_ready: Option<OperationId>,
-    /// With fast slots: queued items wait for the item admitted through the key's slot.
-    waits_on_slot: bool,
-    /// The key's hash (with fast slots, to find waiters of a slot).
-    hash: u64,
-}
-
-impl<T> KeyState<T> {
-    fn queued(&self) -> usize {
-        usize::from(self.head.is_some()) + self.rest.len()
-    }
-
-    fn push(&mut self, queued: Queued<T>) {
-        if self.head.is_none() {
-            self.head = Some(queued);
-        } else {
-            self.rest.push_back(queued);
-        }
-    }
-
-    fn pop(&mut self) -> Option<Queued<T>> {
-        let queued = self.head.take()?;
-        self.head = self.rest.pop_front();
-        Some(queued)
-    }
-
-    /// Takes the next item to admit, if the key may have one more admitted now.
-    fn admit(&mut self, per_key: usize) -> Option<Queued<T>> {
-        if self.in_ready.is_some() || self.admitted >= per_key {
-            return None;
-        }
-        let queued = self.pop()?;
-        self.admitted += 1;
-        self.in_ready = Some(queued.id);
-        Some(queued)
-    }
-
-    fn idle(&self) -> bool {
-        self.admitted == 0 && self.head.is_none()
-    }
-}
-
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     /// `threshold`: with fair scheduling, the most items one key may have pending.
     pub(crate) fn new(per_key: usize, threshold: Option<usize>, capacity: usize) -> Self {
         Keyed {
             shards: (0..SHARDS)
                 .map(|_| {
-                    Padded(Mutex::new(Shard {
+                    CachePadded::new(Mutex::new(Shard {
                         keys: HashMap::default(),
                         waiting: HashMap::default(),
                     }))
@@ -270,8 +79,8 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
                 .collect(),
             pick: foldhash::fast::RandomState::default(),
             ready: Ready::new(capacity),
-            pending: Padded(AtomicUsize::new(0)),
-            seq: Padded(AtomicU64::new(0)),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            seq: CachePadded::new(AtomicU64::new(0)),
             per_key,
             threshold,
             fast: (per_key == 1 && threshold.is_none()).then(|| FastSlots::new(capacity)),
@@ -291,9 +100,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     fn shard_at(&self, hash: u64) -> MutexGuard<'_, Shard<T, K>> {
         // A key's `Hash`, `Eq`, `Clone` and `Drop` run under these locks. Should one panic,
         // the map is still sound (std's map stays consistent on unwind), so later calls go on.
-        self.shards[(hash % SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.shards[(hash % SHARDS as u64) as usize].lock()
     }
 
     /// Locks `key`'s shard.
@@ -302,9 +109,7 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
     }
 
     fn shards(&self) -> impl Iterator<Item = MutexGuard<'_, Shard<T, K>>> {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+        self.shards.iter().map(|s| s.lock())
     }
 
     /// Items of `key` not started: queued, or admitted and not taken. `started` says whether
@@ -445,90 +250,6 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
                 fast.count_out(hash);
             }
             e.remove();
-        }
-    }
-
-    /// Releases the item of `key` admitted through the slot of `hash` while keys with map
-    /// entries hash there too: under the shard's lock, the slot is cleared, then the keys
-    /// whose items waited for it get their next item admitted.
-    fn release_slot_locked(&self, fast: &FastSlots, hash: u64, key: &K) {
-        let mut guard = self.shard_at(hash);
-        let shard = &mut *guard;
-        fast.slot(hash).word.fetch_and(SLOW_MASK, Ordering::SeqCst);
-        let index = fast.index(hash);
-        let waiting = shard.waiting.get(&index).copied().unwrap_or(0);
-        if waiting == 0 {
-            return;
-        }
-        // Keys are cloned before an item is admitted (a panicking `Clone` then loses nothing).
-        let mut admitted = 0;
-        if let Some(state) = shard.keys.get_mut(key) {
-            if state.waits_on_slot {
-                let own = key.clone();
-                state.waits_on_slot = false;
-                admitted += 1;
-                if let Some(next) = state.admit(1) {
-                    self.enter_ready(own, next);
-                }
-            }
-        }
-        if waiting > admitted {
-            // Other keys waited: their hashes matched this key's. A coarse `Hash` would make
-            // that happen again and again, so slots are done with.
-            fast.disabled.store(true, Ordering::SeqCst);
-            for (other, state) in &mut shard.keys {
-                if state.waits_on_slot && fast.index(state.hash) == index {
-                    let other = other.clone();
-                    state.waits_on_slot = false;
-                    admitted += 1;
-                    if let Some(next) = state.admit(1) {
-                        self.enter_ready(other, next);
-                    }
-                }
-            }
-        }
-        debug_assert_eq!(admitted, waiting);
-        shard.waiting.remove(&index);
-    }
-
-    /// Adds an item of a key whose slot is taken, under the slot's shard lock (fast slots
-    /// only): the key gets (or has) a map entry, counted in the slot.
-    fn insert_behind_slot(
-        &self,
-        fast: &FastSlots,
-        shard: &mut Shard<T, K>,
-        hash: u64,
-        key: K,
-        queued: Queued<T>,
-    ) {
-        let own = key.clone();
-        let state = match shard.keys.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                // Counted in before the entry exists (no user code runs in between): an entry
-                // is never there uncounted.
-                fast.count_in(hash);
-                e.insert(KeyState {
-                    head: None,
-                    rest: VecDeque::new(),
-                    admitted: 0,
-                    in_ready: None,
-                    waits_on_slot: false,
-                    hash,
-                })
-            }
-        };
-        state.push(queued);
-        // Read after counting ourselves in: a release that clears the slot from here on sees
-        // us and admits our item; one that cleared it before leaves it free to us.
-        let word = fast.slot(hash).word.load(Ordering::SeqCst);
-        if word & !SLOW_MASK == FastSlots::word(hash) {
-            if !state.waits_on_slot {
-                state.waits_on_slot = true;
-                *shard.waiting.entry(fast.index(hash)).or_default() += 1;
-            }
-        } else if let Some(next) = state.admit(1) {
-            self.enter_ready(own, next);
         }
     }
 

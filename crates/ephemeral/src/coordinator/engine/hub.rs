@@ -1,10 +1,18 @@
 //! Where an operation's signals go: the coordinator-wide signal plumbing.
+//!
+//! # Invariants
+//!
+//! * Shared by every operation of one coordinator; immutable after construction except
+//!   through its parts' own synchronisation (gates, expiry, processors).
+//! * `publish` and `retracted` run user code (`on_signal`, the sink's subscribers, handlers):
+//!   they are called with no engine lock held, and a panicking sync handler is contained.
 
 use super::expiry::Expiry;
-use crate::options::{Options, SyncHandler};
+use super::gates::Gates;
+use crate::options::Options;
 use crate::pattern::PatternSet;
+use crate::signal::handler::SyncHandler;
 use crate::signal::processor::Processor;
-use crate::signal::reactive::Gates;
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted, SignalSink};
 use crate::telemetry::Telemetry;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -72,6 +80,16 @@ impl Hub {
                 .clone()
                 .unwrap_or_else(|| std::sync::Arc::from(crate::telemetry::UNNAMED)),
         }
+    }
+
+    /// An operation emitted `event`: counts it, schedules its end if `expires` (it was recorded
+    /// and has a ttl), and publishes it.
+    pub(crate) fn emitted(&self, event: &SignalEvent, expires: bool) {
+        self.telemetry.signal(event.signal());
+        if expires {
+            self.expiry.schedule(event.clone());
+        }
+        self.publish(event);
     }
 
     /// Sends an emitted event to the sink and the handlers.
