@@ -30,7 +30,7 @@ use crate::transport::Wire;
 use chitchat::{ChitchatHandle, ChitchatId};
 use ephemeral::{OperationId, SignalEvent, SignalSink};
 use std::cell::Cell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -219,9 +219,6 @@ impl Core {
                 mine
             });
         }
-        // `remove_where` may ask twice about an event: keep one of each.
-        let mut seen = HashSet::new();
-        own.retain(|id| seen.insert(id.clone()));
         // The ring also finds published ones the local sink has already dropped for room.
         let published = lock(&self.ring).retract(name, &own, ephemeral::now());
         if published && !self.stopped.load(Ordering::Acquire) {

@@ -329,8 +329,8 @@ impl SignalSink {
     /// pattern present?" (coordinators' cancel and defer gates) see the change at once. Events
     /// that already aged out are dropped first and never offered to `predicate`.
     ///
-    /// `predicate` runs while the sink is locked, and may be asked more than once about an
-    /// event: it must be a plain filter that does not call back into this sink.
+    /// `predicate` runs while the sink is locked, once per live event: it must not call back
+    /// into this sink.
     ///
     /// ```
     /// use ephemeral::SignalSink;
@@ -345,20 +345,19 @@ impl SignalSink {
         let now = time::now();
         let mut state = self.lock();
         purge(&mut state, self.inner.max_age, now);
-        if !state.events.iter().any(|s| predicate(&s.event)) {
+        // Asked once per live event; nothing moves unless something goes.
+        let gone: Vec<bool> = state.events.iter().map(|s| predicate(&s.event)).collect();
+        if !gone.contains(&true) {
             return 0;
         }
         let all = std::mem::take(&mut state.events);
         let mut removed = Vec::new();
-        for stored in all {
-            if predicate(&stored.event) {
+        for (stored, gone) in all.into_iter().zip(gone) {
+            if gone {
                 removed.push(stored);
             } else {
                 state.events.push_back(stored);
             }
-        }
-        if removed.is_empty() {
-            return 0;
         }
         state.bump(&self.inner);
         drop(state);
