@@ -1,7 +1,14 @@
 //! `BatchingAtom<T>`: collect items, hand them to a handler in batches.
 
+mod collector;
+mod counters;
+
+pub use counters::BatchStats;
+
 use crate::outcome::Outcome;
 use crate::{BoxError, EnqueueError, Operation, Options, WorkCoordinator};
+use collector::{Collector, Msg};
+use counters::Shared;
 use futures_util::FutureExt;
 use std::fmt;
 use std::future::Future;
@@ -11,71 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
-
-/// A [`BatchingAtom`]'s counters.
-///
-/// After [`flush`](BatchingAtom::flush) or [`close`](BatchingAtom::close) returns they include
-/// every batch that call waited for.
-///
-/// ```
-/// use ephemeral::atoms::{BatchStats, BatchingAtom};
-/// use std::time::Duration;
-///
-/// #[tokio::main(flavor = "current_thread")]
-/// async fn main() {
-///     let atom = BatchingAtom::new(10, Duration::from_secs(1), |_batch: Vec<u32>| async {});
-///     let stats: BatchStats = atom.stats();
-///     assert_eq!((stats.batches, stats.items, stats.failed_batches, stats.buffered), (0, 0, 0, 0));
-/// }
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[non_exhaustive]
-pub struct BatchStats {
-    /// Batches handled (the handler returned, failed or panicked).
-    pub batches: u64,
-    /// Items in the handled batches.
-    pub items: u64,
-    /// Batches whose handler returned an error or panicked.
-    pub failed_batches: u64,
-    /// Items accepted by `add` and not handled yet (collecting, queued or being handled).
-    pub buffered: usize,
-}
-
-enum Msg<T> {
-    Item(Instant, T),
-    Flush(oneshot::Sender<u64>),
-    Close,
-}
-
-struct Shared {
-    closed: AtomicBool,
-    batches: AtomicU64,
-    items: AtomicU64,
-    failed: AtomicU64,
-    buffered: AtomicUsize,
-    /// Batches handled so far (they are handled in the order they were formed).
-    handled: watch::Sender<u64>,
-    /// Set when the collector has delivered everything and the coordinator drained.
-    finished: watch::Sender<bool>,
-}
-
-impl Shared {
-    fn record(&self, items: usize, failed: bool) {
-        self.items.fetch_add(items as u64, Ordering::SeqCst);
-        if failed {
-            self.failed.fetch_add(1, Ordering::SeqCst);
-        }
-        self.batches.fetch_add(1, Ordering::SeqCst);
-        self.buffered.fetch_sub(items, Ordering::SeqCst);
-        self.handled.send_modify(|h| *h += 1);
-    }
-
-    async fn wait_finished(&self) {
-        let mut rx = self.finished.subscribe();
-        let _ = rx.wait_for(|done| *done).await;
-    }
-}
 
 /// Collects items and hands them to a handler in batches: when a batch reaches
 /// `max_batch_size` items, or when its oldest item has waited `flush_interval` (on tokio's
@@ -393,74 +335,4 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("(no message)");
     format!("batch handler panicked: {msg}")
-}
-
-/// The background task: collects items into batches and hands them to the coordinator.
-struct Collector<T: Send + 'static> {
-    rx: mpsc::Receiver<Msg<T>>,
-    coordinator: WorkCoordinator<Vec<T>>,
-    shared: Arc<Shared>,
-    buf: Vec<T>,
-    /// When the oldest item of `buf` was added.
-    oldest: Option<Instant>,
-    /// Batches formed so far.
-    formed: u64,
-    max_batch_size: usize,
-    flush_interval: Duration,
-}
-
-impl<T: Send + 'static> Collector<T> {
-    async fn run(mut self) {
-        loop {
-            let deadline = self
-                .oldest
-                .and_then(|at| at.checked_add(self.flush_interval));
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                self.deliver().await;
-                continue;
-            }
-            let msg = tokio::select! {
-                biased;
-                msg = self.rx.recv() => msg,
-                () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)),
-                    if deadline.is_some() => continue,
-            };
-            match msg {
-                Some(Msg::Item(at, item)) => {
-                    if self.buf.is_empty() {
-                        self.oldest = Some(at);
-                    }
-                    self.buf.push(item);
-                    if self.buf.len() >= self.max_batch_size {
-                        self.deliver().await;
-                    }
-                }
-                Some(Msg::Flush(reply)) => {
-                    self.deliver().await;
-                    let _ = reply.send(self.formed);
-                }
-                // Refuse new sends; what is already in the channel is still read.
-                Some(Msg::Close) => self.rx.close(),
-                None => break,
-            }
-        }
-        self.deliver().await;
-        self.coordinator.complete();
-        self.coordinator.drain().await;
-        self.shared.finished.send_replace(true);
-    }
-
-    /// Hands the collected items (if any) to the coordinator, waiting for its queue room.
-    async fn deliver(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(self.max_batch_size));
-        self.oldest = None;
-        self.formed += 1;
-        if let Err(refused) = self.coordinator.enqueue(batch).await {
-            // Only if someone completed or cancelled the coordinator by hand.
-            self.shared.record(refused.into_inner().len(), true);
-        }
-    }
 }

@@ -1,119 +1,22 @@
 //! [`ReactiveFanOut`] and [`FanOutConfig`]: two stages, stage 1 slowing down when stage 2 backs up.
 
+mod config;
+mod control;
+
+pub use config::FanOutConfig;
+
 use crate::outcome::Outcome;
+use crate::sync::Mutex;
 use crate::{
-    CancellationToken, EnqueueError, Operation, OperationId, Options, SignalSink, SignalSource,
-    WorkCoordinator,
+    CancellationToken, EnqueueError, Operation, OperationId, Options, SignalSink, WorkCoordinator,
 };
+use control::{Control, ControlState, FAILED};
 use futures_util::FutureExt;
 use std::fmt;
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::time::Instant;
-
-/// The signal stage 1 raises when stage 2's pending items reach the threshold.
-const BACKPRESSURE: &str = "stage2.backpressure";
-/// The signal a failed stage-2 body raises.
-const FAILED: &str = "stage2.failed";
-
-/// The settings of a [`ReactiveFanOut`].
-///
-/// ```
-/// use ephemeral::patterns::FanOutConfig;
-/// use ephemeral::SignalSink;
-/// use std::time::Duration;
-///
-/// let config = FanOutConfig::default()
-///     .stage1_max(16)
-///     .stage1_min(2)
-///     .stage2_max(4)
-///     .backpressure_threshold(64)
-///     .relief_threshold(16)
-///     .cooldown(Duration::from_millis(500))
-///     .signals(SignalSink::default());
-/// println!("{config:?}");
-/// ```
-#[derive(Clone, Debug)]
-pub struct FanOutConfig {
-    stage1_max: usize,
-    stage1_min: usize,
-    stage2_max: usize,
-    backpressure_threshold: usize,
-    relief_threshold: usize,
-    cooldown: Duration,
-    signals: Option<SignalSink>,
-}
-
-impl Default for FanOutConfig {
-    /// Stage 1 between 1 and 8, stage 2 at 4, backpressure at 32 pending, relief at 8,
-    /// cooldown 200 ms, a fresh [`SignalSink::default`].
-    fn default() -> Self {
-        FanOutConfig {
-            stage1_max: 8,
-            stage1_min: 1,
-            stage2_max: 4,
-            backpressure_threshold: 32,
-            relief_threshold: 8,
-            cooldown: Duration::from_millis(200),
-            signals: None,
-        }
-    }
-}
-
-impl FanOutConfig {
-    /// Stage 1's concurrency without backpressure (default 8).
-    #[must_use]
-    pub fn stage1_max(mut self, n: usize) -> Self {
-        self.stage1_max = n;
-        self
-    }
-
-    /// Stage 1's concurrency under backpressure (default 1).
-    #[must_use]
-    pub fn stage1_min(mut self, n: usize) -> Self {
-        self.stage1_min = n;
-        self
-    }
-
-    /// Stage 2's concurrency (default 4).
-    #[must_use]
-    pub fn stage2_max(mut self, n: usize) -> Self {
-        self.stage2_max = n;
-        self
-    }
-
-    /// Stage-2 pending items at which backpressure starts (default 32).
-    #[must_use]
-    pub fn backpressure_threshold(mut self, n: usize) -> Self {
-        self.backpressure_threshold = n;
-        self
-    }
-
-    /// Stage-2 pending items at or below which backpressure may end (default 8).
-    #[must_use]
-    pub fn relief_threshold(mut self, n: usize) -> Self {
-        self.relief_threshold = n;
-        self
-    }
-
-    /// How long backpressure lasts after its last cause (default 200 ms).
-    #[must_use]
-    pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        self.cooldown = cooldown;
-        self
-    }
-
-    /// The sink both stages raise their signals on (default: a fresh
-    /// [`SignalSink::default`] of the fan-out's own).
-    #[must_use]
-    pub fn signals(mut self, sink: SignalSink) -> Self {
-        self.signals = Some(sink);
-        self
-    }
-}
 
 /// Two coordinators in a row: stage 1 turns each `T` into a `U`, stage 2 consumes the `U`s;
 /// when stage 2 backs up, stage 1 slows down.
@@ -208,87 +111,6 @@ impl<T: Send + 'static, U: Send + 'static> Clone for ReactiveFanOut<T, U> {
         ReactiveFanOut {
             inner: self.inner.clone(),
         }
-    }
-}
-
-/// The backpressure control shared by stage 1's bodies and the background task.
-struct Control {
-    config: FanOutConfig,
-    sink: SignalSink,
-    state: Mutex<ControlState>,
-}
-
-#[derive(Default)]
-struct ControlState {
-    /// When a cause of backpressure was last seen.
-    last_pressure: Option<Instant>,
-    /// When `stage2.backpressure` was last raised.
-    last_raised: Option<Instant>,
-}
-
-impl Control {
-    /// Reads stage 2's pending count and the sink, raises `stage2.backpressure` if due, and
-    /// sets stage 1's limit.
-    fn evaluate<T: Send + 'static, U: Send + 'static>(
-        &self,
-        stage1: &WorkCoordinator<T>,
-        stage2: &WorkCoordinator<U>,
-    ) {
-        let cfg = &self.config;
-        let pending = stage2.pending_count();
-        let now = Instant::now();
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pending >= cfg.backpressure_threshold {
-            if state
-                .last_raised
-                .is_none_or(|t| now.duration_since(t) >= cfg.cooldown)
-            {
-                self.sink.raise(BACKPRESSURE);
-                state.last_raised = Some(now);
-            }
-            state.last_pressure = Some(now);
-        }
-        if let Some(age) = self.youngest_signal_age() {
-            if age < cfg.cooldown {
-                let at = now.checked_sub(age).unwrap_or(now);
-                if state.last_pressure.is_none_or(|t| at > t) {
-                    state.last_pressure = Some(at);
-                }
-            }
-        }
-        let pressed = pending >= cfg.backpressure_threshold
-            || state
-                .last_pressure
-                .is_some_and(|t| now.duration_since(t) < cfg.cooldown);
-        let target = if pressed {
-            Some(cfg.stage1_min)
-        } else if pending <= cfg.relief_threshold {
-            Some(cfg.stage1_max)
-        } else {
-            None // between relief and threshold: keep the current limit
-        };
-        drop(state);
-        if let Some(n) = target {
-            if stage1.max_concurrency() != n {
-                // Stage 1 is built with dynamic concurrency and n >= 1: cannot fail.
-                let _ = stage1.set_max_concurrency(n);
-            }
-        }
-    }
-
-    /// The age of the youngest `stage2.backpressure` / `stage2.failed` signal in the sink.
-    fn youngest_signal_age(&self) -> Option<Duration> {
-        let mut newest = None;
-        self.sink.visit_signals(&mut |e| {
-            if (e.is(BACKPRESSURE) || e.is(FAILED)) && newest.is_none_or(|t| e.timestamp() > t) {
-                newest = Some(e.timestamp());
-            }
-            ControlFlow::Continue(())
-        });
-        newest.map(|t| crate::now().duration_since(t).unwrap_or(Duration::ZERO))
     }
 }
 
