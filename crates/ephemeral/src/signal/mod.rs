@@ -13,6 +13,7 @@ mod dispatcher;
 pub(crate) mod event;
 pub(crate) mod handler;
 pub(crate) mod processor;
+mod runner;
 mod sink;
 mod source;
 mod stream;

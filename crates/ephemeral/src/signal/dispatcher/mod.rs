@@ -1,29 +1,20 @@
 //! Pattern-routed async signal handlers.
 
 mod driver;
+mod shared;
 
 use driver::drive;
+use shared::{Rule, Shared};
 
 use crate::outcome::Outcome;
 use crate::pattern::Pattern;
-use crate::signal::handler::{async_handler, AsyncHandler};
+use crate::signal::handler::async_handler;
+use crate::signal::runner::{Close, Closer};
 use crate::signal::{SignalEvent, SignalSink, Subscription};
-use crate::sync::Mutex;
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use tokio::sync::Notify;
-
-/// A handler, boxed into the one shape every async signal handler has.
-type Handler = AsyncHandler<SignalEvent>;
-
-/// One registration: a pattern and the handler it routes to.
-struct Rule {
-    pattern: Pattern,
-    handler: Handler,
-}
 
 /// Routes [`SignalEvent`]s to async handlers by glob pattern, in the background.
 ///
@@ -98,42 +89,7 @@ struct Rule {
 pub struct SignalDispatcher {
     shared: Arc<Shared>,
     /// Only user-facing handles count towards "dropping the last handle shuts down".
-    _closer: Arc<Closer>,
-}
-
-struct Closer {
-    shared: Arc<Shared>,
-}
-
-impl Drop for Closer {
-    fn drop(&mut self) {
-        self.shared.close();
-    }
-}
-
-struct Shared {
-    state: Mutex<State>,
-    /// Copy-on-write: handling clones the `Arc` and runs without any lock.
-    rules: Mutex<Arc<Vec<Rule>>>,
-    wake: Notify,
-    done: Notify,
-    max_concurrent_names: usize,
-    max_queued: usize,
-    processed: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-}
-
-struct State {
-    /// Every name with events waiting or being handled, with its waiting events. A name is
-    /// either in `ready` (it has waiting events and is not being handled) or being handled.
-    names: HashMap<Arc<str>, VecDeque<SignalEvent>>,
-    /// Names with waiting events, not being handled, in the order they became ready.
-    ready: VecDeque<Arc<str>>,
-    /// Events waiting (not being handled), over all names.
-    queued: usize,
-    closed: bool,
-    finished: bool,
+    _closer: Arc<Closer<Shared>>,
 }
 
 impl SignalDispatcher {
@@ -202,28 +158,10 @@ impl SignalDispatcher {
             max_queued > 0,
             "SignalDispatcher: max_queued must be at least 1"
         );
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                names: HashMap::new(),
-                ready: VecDeque::new(),
-                queued: 0,
-                closed: false,
-                finished: false,
-            }),
-            rules: Mutex::new(Arc::new(Vec::new())),
-            wake: Notify::new(),
-            done: Notify::new(),
-            max_concurrent_names,
-            max_queued,
-            processed: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(max_concurrent_names, max_queued));
         tokio::spawn(drive(shared.clone()));
         SignalDispatcher {
-            _closer: Arc::new(Closer {
-                shared: shared.clone(),
-            }),
+            _closer: Closer::new(shared.clone()),
             shared,
         }
     }
@@ -307,30 +245,10 @@ impl SignalDispatcher {
         F: Fn(SignalEvent) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
-        let new = Rule {
+        self.shared.replace_rules(Rule {
             pattern: pattern.into(),
             handler: async_handler(handler),
-        };
-        let mut replaced = false;
-        self.shared.update_rules(|rules| {
-            let first = rules
-                .iter()
-                .position(|r| r.pattern.as_str() == new.pattern.as_str());
-            match first {
-                Some(first) => {
-                    replaced = true;
-                    let mut i = 0;
-                    rules.retain(|r| {
-                        let keep = i <= first || r.pattern.as_str() != new.pattern.as_str();
-                        i += 1;
-                        keep
-                    });
-                    rules[first] = new;
-                }
-                None => rules.push(new),
-            }
-        });
-        replaced
+        })
     }
 
     /// The pattern of every registered handler, in registration order (a pattern with two
@@ -440,7 +358,7 @@ impl SignalDispatcher {
     /// the waiting, and queued events are still handled in the background.
     pub async fn shutdown(&self) {
         self.shared.close();
-        self.shared.wait_finished().await;
+        self.shared.runner.finished().await;
     }
 }
 
