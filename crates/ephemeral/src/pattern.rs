@@ -263,14 +263,16 @@ where
     I: IntoIterator,
     I::Item: AsRef<str>,
 {
-    patterns.into_iter().any(|entry| {
-        entry
-            .as_ref()
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .any(|token| matches(text, token))
-    })
+    patterns
+        .into_iter()
+        .any(|entry| tokens(entry.as_ref()).any(|token| matches(text, token)))
+}
+
+/// The patterns of one entry that may hold a comma-separated list: each token trimmed, empty
+/// tokens skipped (so `"a,,b"` is `a` and `b`, never an empty pattern). The one place a list
+/// is split.
+fn tokens(entry: &str) -> impl Iterator<Item = &str> {
+    entry.split(',').map(str::trim).filter(|t| !t.is_empty())
 }
 
 /// Width in bytes of the UTF-8 character that starts with `lead`.
@@ -339,8 +341,8 @@ impl PatternSet {
     {
         let mut patterns: Vec<Pattern> = Vec::new();
         for entry in entries {
-            for token in entry.as_ref().split(',').map(str::trim) {
-                if !token.is_empty() && !patterns.iter().any(|p| p.as_str() == token) {
+            for token in tokens(entry.as_ref()) {
+                if !patterns.iter().any(|p| p.as_str() == token) {
                     patterns.push(Pattern::new(token));
                 }
             }
