@@ -1,17 +1,15 @@
 //! `KeyedWorkCoordinator<K, T>`: per-key order, fair across keys.
 
-use super::engine::Shared;
+use super::core::{face, Core};
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Keyed;
-use super::{common_methods, window_views, Handle};
+use super::{common_methods, window_views};
 use crate::outcome::Outcome;
 use crate::{Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource};
 use futures_util::Stream;
-use std::fmt;
 use std::fmt::Display;
 use std::future::Future;
 use std::hash::Hash;
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
@@ -90,23 +88,8 @@ where
     K: Hash + Eq + Clone + Display + Send + Sync + 'static,
     T: Send + 'static,
 {
-    pub(super) shared: Arc<Shared<T, Keyed<T, K>, ()>>,
-    handle: Arc<Handle<T, Keyed<T, K>, ()>>,
+    pub(super) shared: Core<T, Keyed<T, K>, ()>,
     pub(super) key_fn: KeyFn<T, K>,
-}
-
-impl<K, T> Clone for KeyedWorkCoordinator<K, T>
-where
-    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    fn clone(&self) -> Self {
-        KeyedWorkCoordinator {
-            shared: self.shared.clone(),
-            handle: self.handle.clone(),
-            key_fn: self.key_fn.clone(),
-        }
-    }
 }
 
 impl<K, T> KeyedWorkCoordinator<K, T>
@@ -122,7 +105,7 @@ where
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
-        let shared = Shared::start(
+        let shared = Core::start(
             |o| {
                 Keyed::new(
                     o.max_concurrency_per_key,
@@ -134,9 +117,6 @@ where
             body,
         );
         KeyedWorkCoordinator {
-            handle: Arc::new(Handle {
-                shared: shared.clone(),
-            }),
             shared,
             key_fn: Arc::new(key_fn),
         }
@@ -251,33 +231,8 @@ where
     }
 }
 
-impl<K, T> SignalSource for KeyedWorkCoordinator<K, T>
-where
-    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
-        self.shared.visit_signals(visit);
-    }
-}
-
-impl<K, T> super::AnyCoordinator for KeyedWorkCoordinator<K, T>
-where
-    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    super::any::any_coordinator!(snapshot);
-}
-
-impl<K, T> fmt::Debug for KeyedWorkCoordinator<K, T>
-where
-    K: Hash + Eq + Clone + Display + Send + Sync + 'static,
-    T: Send + 'static,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyedWorkCoordinator")
-            .field("name", &self.name())
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
+face!(
+    KeyedWorkCoordinator<K, T> { shared, key_fn }
+    snapshot: snapshot,
+    where K: Hash + Eq + Clone + Display + Send + Sync + 'static, T: Send + 'static
+);

@@ -2,6 +2,7 @@
 
 mod any;
 mod completion;
+mod core;
 mod engine;
 mod error;
 mod factory;
@@ -280,14 +281,3 @@ macro_rules! window_views {
     };
 }
 pub(crate) use window_views;
-
-/// The strong handle: dropping the last one completes the coordinator.
-pub(crate) struct Handle<T: Send + 'static, S: scheduler::Intake<T>, R: Send + 'static> {
-    pub(crate) shared: std::sync::Arc<engine::Shared<T, S, R>>,
-}
-
-impl<T: Send + 'static, S: scheduler::Intake<T>, R: Send + 'static> Drop for Handle<T, S, R> {
-    fn drop(&mut self) {
-        self.shared.complete();
-    }
-}

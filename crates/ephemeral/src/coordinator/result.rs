@@ -1,16 +1,13 @@
 //! `ResultCoordinator<T, R>`: a work queue that keeps each operation's result in the window.
 
-use super::engine::Shared;
+use super::common_methods;
+use super::core::{face, Core};
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Fifo;
-use super::{common_methods, Handle};
 use crate::outcome::Outcome;
-use crate::{Operation, OperationId, OperationSnapshot, Options, SignalEvent, SignalSource};
+use crate::{Operation, OperationId, OperationSnapshot, Options};
 use futures_util::Stream;
-use std::fmt;
 use std::future::Future;
-use std::ops::ControlFlow;
-use std::sync::Arc;
 
 /// An operation's metadata plus its result (for operations that succeeded).
 #[derive(Clone, Debug)]
@@ -73,17 +70,7 @@ impl<R> ResultSnapshot<R> {
 ///
 /// The constructor panics outside a tokio runtime and on invalid [`Options`].
 pub struct ResultCoordinator<T: Send + 'static, R: Send + 'static> {
-    shared: Arc<Shared<T, Fifo<T>, R>>,
-    handle: Arc<Handle<T, Fifo<T>, R>>,
-}
-
-impl<T: Send + 'static, R: Send + 'static> Clone for ResultCoordinator<T, R> {
-    fn clone(&self) -> Self {
-        ResultCoordinator {
-            shared: self.shared.clone(),
-            handle: self.handle.clone(),
-        }
-    }
+    shared: Core<T, Fifo<T>, R>,
 }
 
 impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
@@ -94,12 +81,8 @@ impl<T: Send + 'static, R: Send + 'static> ResultCoordinator<T, R> {
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<R>> + Send + 'static,
     {
-        let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         ResultCoordinator {
-            handle: Arc::new(Handle {
-                shared: shared.clone(),
-            }),
-            shared,
+            shared: Core::start(|o| Fifo::new(o.effective_queue_capacity()), options, body),
         }
     }
 
@@ -243,21 +226,4 @@ impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
     }
 }
 
-impl<T: Send + 'static, R: Send + 'static> SignalSource for ResultCoordinator<T, R> {
-    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
-        self.shared.visit_signals(visit);
-    }
-}
-
-impl<T: Send + 'static, R: Send + 'static> super::AnyCoordinator for ResultCoordinator<T, R> {
-    super::any::any_coordinator!(base_snapshot);
-}
-
-impl<T: Send + 'static, R: Send + 'static> fmt::Debug for ResultCoordinator<T, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResultCoordinator")
-            .field("name", &self.name())
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
+face!(ResultCoordinator<T, R> { shared } snapshot: base_snapshot, where T: Send + 'static, R: Send + 'static);

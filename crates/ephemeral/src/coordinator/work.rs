@@ -1,16 +1,13 @@
 //! `WorkCoordinator<T>`: a long-lived, bounded, observable work queue.
 
-use super::engine::Shared;
+use super::core::{face, Core};
 use super::error::{EnqueueError, TryEnqueueError};
 use super::scheduler::Fifo;
-use super::{common_methods, window_views, Handle};
+use super::{common_methods, window_views};
 use crate::outcome::Outcome;
-use crate::{Operation, OperationId, Options, SignalEvent, SignalSource};
+use crate::{Operation, OperationId, Options};
 use futures_util::Stream;
-use std::fmt;
 use std::future::Future;
-use std::ops::ControlFlow;
-use std::sync::Arc;
 
 /// A long-lived work queue: bounded concurrency, every operation tracked, signals on the side.
 ///
@@ -59,17 +56,7 @@ use std::sync::Arc;
 /// The constructors panic outside a tokio runtime and on invalid [`Options`] (see
 /// [`Options::validate`]).
 pub struct WorkCoordinator<T: Send + 'static> {
-    pub(super) shared: Arc<Shared<T, Fifo<T>, ()>>,
-    handle: Arc<Handle<T, Fifo<T>, ()>>,
-}
-
-impl<T: Send + 'static> Clone for WorkCoordinator<T> {
-    fn clone(&self) -> Self {
-        WorkCoordinator {
-            shared: self.shared.clone(),
-            handle: self.handle.clone(),
-        }
-    }
+    pub(super) shared: Core<T, Fifo<T>, ()>,
 }
 
 impl<T: Send + 'static> WorkCoordinator<T> {
@@ -80,12 +67,8 @@ impl<T: Send + 'static> WorkCoordinator<T> {
         F: Fn(T, Operation) -> Fut + Send + Sync + 'static,
         Fut: Future<Output: Outcome<()>> + Send + 'static,
     {
-        let shared = Shared::start(|o| Fifo::new(o.effective_queue_capacity()), options, body);
         WorkCoordinator {
-            handle: Arc::new(Handle {
-                shared: shared.clone(),
-            }),
-            shared,
+            shared: Core::start(|o| Fifo::new(o.effective_queue_capacity()), options, body),
         }
     }
 
@@ -192,21 +175,4 @@ impl<T: Send + 'static> WorkCoordinator<T> {
     window_views!();
 }
 
-impl<T: Send + 'static> SignalSource for WorkCoordinator<T> {
-    fn visit_signals(&self, visit: &mut dyn FnMut(&SignalEvent) -> ControlFlow<()>) {
-        self.shared.visit_signals(visit);
-    }
-}
-
-impl<T: Send + 'static> super::AnyCoordinator for WorkCoordinator<T> {
-    super::any::any_coordinator!(snapshot);
-}
-
-impl<T: Send + 'static> fmt::Debug for WorkCoordinator<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkCoordinator")
-            .field("name", &self.name())
-            .field("stats", &self.stats())
-            .finish()
-    }
-}
+face!(WorkCoordinator<T> { shared } snapshot: snapshot, where T: Send + 'static);
