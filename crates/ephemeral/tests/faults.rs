@@ -12,25 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
 /// Keeps planned panics' messages out of the output.
 fn quiet() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let planned = info
-                .payload()
-                .downcast_ref::<&str>()
-                .is_some_and(|m| m.starts_with("planned"))
-                || info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .is_some_and(|m| m.starts_with("planned"));
-            if !planned {
-                default(info);
-            }
-        }));
-    });
+    support::quiet_panics(|msg| msg.starts_with("planned"));
 }
 
 #[tokio::test(start_paused = true)]

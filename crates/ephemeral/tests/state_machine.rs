@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod support;
+
 #[derive(Debug, Clone)]
 enum Step {
     Enqueue,
@@ -396,19 +398,7 @@ fn check(subject: &Subject, record: &Record, model: &mut Model) -> Result<(), Te
 
 /// Bodies panic on purpose: keep their messages out of the test output (others still show).
 fn quiet_body_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let planned = info
-                .payload()
-                .downcast_ref::<String>()
-                .is_some_and(|m| m.ends_with(" panics"));
-            if !planned {
-                default(info);
-            }
-        }));
-    });
+    support::quiet_panics(|msg| msg.ends_with(" panics"));
 }
 
 fn runtime() -> tokio::runtime::Runtime {
