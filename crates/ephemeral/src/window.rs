@@ -29,6 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+#[cfg(test)]
+mod prop_tests;
+
 /// A finished operation as the window keeps it.
 pub(crate) struct Finished<R, L> {
     pub(crate) id: OperationId,

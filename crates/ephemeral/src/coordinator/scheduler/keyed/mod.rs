@@ -2,6 +2,8 @@
 //! at a time.
 
 mod fast_slots;
+#[cfg(test)]
+mod prop_tests;
 mod ready;
 mod shard;
 
