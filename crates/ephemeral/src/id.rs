@@ -11,9 +11,6 @@ use std::sync::OnceLock;
 /// 64-bit mixer salted once per process, so ids look random (they make poor hash-flooding
 /// targets and leak no counts) yet two ids from one process never collide.
 ///
-/// Ids are handed out in blocks per thread, so taking one touches no shared cache line on the
-/// hot path.
-///
 /// # Examples
 ///
 /// ```
@@ -28,6 +25,8 @@ use std::sync::OnceLock;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(transparent))]
+// Ids are handed out in blocks per thread (`BLOCK`), so taking one touches no shared cache
+// line on the hot path.
 pub struct OperationId(u64);
 
 /// Ids reserved per thread at a time.

@@ -15,7 +15,7 @@ use std::hash::Hash;
 /// A [`KeyedWorkCoordinator`] with a per-key cap of 1. With
 /// [`with_options`](Self::with_options) the per-key cap
 /// ([`Options::max_concurrency_per_key`]) and the per-key pending limit
-/// ([`Options::max_pending_per_key`], answered by `enqueue` as
+/// ([`Options::max_pending_per_key`], reported by `enqueue` as
 /// [`EnqueueError::KeyOverloaded`]) come from the options. The handle is a cheap `Clone`.
 ///
 /// ```

@@ -90,7 +90,7 @@ impl<T: Send + 'static, I: Intake<T>, R: Send + 'static> Deref for Core<T, I, R>
 /// [`AnyCoordinator`](crate::AnyCoordinator) for a face whose core is in its `shared` field.
 ///
 /// `face!(Name<P, ...> { fields to clone } snapshot: method, where bounds)`: `snapshot` is the
-/// method `AnyCoordinator::snapshot` answers with (metadata only).
+/// method `AnyCoordinator::snapshot` delegates to (metadata only).
 macro_rules! face {
     (
         $face:ident<$($p:ident),+> { $($field:ident),+ }

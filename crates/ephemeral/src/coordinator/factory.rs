@@ -164,7 +164,7 @@ impl<T: Send + 'static> CoordinatorFactory<T> {
         }
     }
 
-    /// Registers a configuration under `name`. Answers `false` (and changes nothing) if a
+    /// Registers a configuration under `name`. Returns `false` (and changes nothing) if a
     /// coordinator was already built under that name; otherwise a previous, unbuilt
     /// registration is replaced. Options are validated when the coordinator is built.
     pub fn register<F, Fut>(&self, name: impl Into<String>, body: F, options: Options) -> bool

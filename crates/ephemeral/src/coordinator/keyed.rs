@@ -36,11 +36,9 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// `Display` form. Readers see each item in one state at a time: a key never shows more
 /// operations running than its cap, and an item counts as pending until it shows as running.
 ///
-/// With one item per key and no fairness limit, an idle key's item is admitted without a lock,
-/// by its key's seeded hash. Should two different keys show the same hash while both have
-/// work (about one chance in 2^44 for two given keys, or every time with a `Hash` that leaves
-/// out part of the key), the second waits for the first one's item, and from then on the
-/// coordinator tracks every key in its map, so equal hashes hold nobody back again.
+/// Keys are told apart by `Eq`, not by their hash: keys with equal hashes (say, a `Hash` that
+/// leaves out part of the key) keep their own order and still run in parallel, except that the
+/// first time it happens one may wait for the other's running item.
 ///
 /// The key's `Hash`, `Eq`, `Clone`, `Display` and `Drop` run under the coordinator's internal
 /// locks: like `HashMap` keys, they must not call back into the coordinator or its
@@ -83,6 +81,12 @@ type KeyFn<T, K> = Arc<dyn Fn(&T) -> K + Send + Sync>;
 /// # Panics
 ///
 /// The constructors panic outside a tokio runtime and on invalid [`Options`].
+// With one item per key and no fairness limit, an idle key's item is admitted without a lock,
+// through a slot picked by its key's seeded hash (see `scheduler/keyed/fast_slots.rs`). Two
+// different keys that share a slot and its tag while both have work (about one chance in 2^44
+// for two given keys, or every time with a `Hash` that leaves out part of the key): the second
+// waits for the first one's item, and from then on the coordinator tracks every key in its
+// map, so equal hashes hold nobody back again.
 pub struct KeyedWorkCoordinator<K, T>
 where
     K: Hash + Eq + Clone + Display + Send + Sync + 'static,
@@ -158,7 +162,7 @@ where
         self.shared.enqueue(item, key).await
     }
 
-    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// [`enqueue`](Self::enqueue), returning a [`Completion`](crate::Completion): a future
     /// of this item's outcome (and its id).
     ///
     /// # Errors

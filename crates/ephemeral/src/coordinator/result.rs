@@ -208,7 +208,7 @@ impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
 }
 
 impl<T: Send + 'static, R: Clone + Send + 'static> ResultCoordinator<T, R> {
-    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// [`enqueue`](Self::enqueue), returning a [`Completion`](crate::Completion): a future
     /// of this item's outcome (and its id). It resolves to a clone of the result, which also stays in the window.
     ///
     /// # Errors

@@ -126,7 +126,7 @@ impl<T: Send + 'static> WorkCoordinator<T> {
         self.shared.enqueue(item, ()).await
     }
 
-    /// [`enqueue`](Self::enqueue), answering a [`Completion`](crate::Completion): a future
+    /// [`enqueue`](Self::enqueue), returning a [`Completion`](crate::Completion): a future
     /// of this item's outcome (and its id).
     ///
     /// # Errors

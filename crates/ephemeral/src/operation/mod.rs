@@ -98,7 +98,7 @@ impl Operation {
 
     /// Gives this operation a short, human-readable label (a URL, an order number, a file
     /// name), shown by its snapshots ([`OperationSnapshot::label`]) and so in failure lists
-    /// and the dashboard. Calling it again replaces the label. Answers `false` (and does
+    /// and the dashboard. Calling it again replaces the label. Returns `false` (and does
     /// nothing) once the body has returned.
     ///
     /// **Metadata, never payloads**: a label is a string the body chooses, cut to at most

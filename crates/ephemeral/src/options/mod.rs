@@ -161,11 +161,14 @@ impl Options {
     /// How many items may wait to start (must be at least 1): `enqueue` waits and
     /// `try_enqueue` returns `Full` beyond it. Defaults to `max_tracked_operations`.
     ///
-    /// Up to 65,536, the queue is a ring allocated up front: one slot per item, each the size
-    /// of the item plus three or four words (the key, for keyed coordinators). Larger
-    /// capacities use a queue that grows as it fills and shrinks as it empties. Keyed
-    /// coordinators with one item per key and no fairness limit also keep an admission table
-    /// of 16 slots of 16 bytes per item of capacity (64 to 65,536 slots: 1 KiB to 1 MiB).
+    /// Up to 65,536, the queue is allocated up front, so its memory grows with the capacity
+    /// (and with the item's size), whether items wait or not. Larger capacities use a queue
+    /// that grows as it fills and shrinks as it empties.
+    //
+    // The ring has one slot per item, each the size of the item plus three or four words (the
+    // key, for keyed coordinators). Keyed coordinators with one item per key and no fairness
+    // limit also keep an admission table of 16 slots of 16 bytes per item of capacity (64 to
+    // 65,536 slots: 1 KiB to 1 MiB).
     pub fn queue_capacity(mut self, n: usize) -> Self {
         self.queue_capacity = Some(n);
         self

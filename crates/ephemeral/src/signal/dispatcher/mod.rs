@@ -214,7 +214,7 @@ impl SignalDispatcher {
 
     /// Makes `handler` the only handler of `pattern` (the same exact string): it takes the
     /// place of the first handler registered for it, and the others registered for it are
-    /// removed. Answers whether any was registered; if none was, it is added last, as
+    /// removed. Returns whether any was registered; if none was, it is added last, as
     /// [`register`](Self::register) does. Events already being handled keep the rules they
     /// started with.
     ///
@@ -264,7 +264,7 @@ impl SignalDispatcher {
 
     /// Queues `event` for every handler whose pattern matches its name; never waits.
     ///
-    /// Answers `false`, and the event is not handled, after [`shutdown`](Self::shutdown) or
+    /// Returns `false`, and the event is not handled, after [`shutdown`](Self::shutdown) or
     /// when `max_queued` events already wait (then it is counted in
     /// [`dropped_count`](Self::dropped_count)).
     pub fn dispatch(&self, event: SignalEvent) -> bool {

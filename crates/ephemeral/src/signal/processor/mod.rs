@@ -67,7 +67,7 @@ impl AsyncSignalProcessor {
         }
     }
 
-    /// Queues a signal; never waits. Answers `false` only after shutdown or cancel (a full
+    /// Queues a signal; never waits. Returns `false` only after shutdown or cancel (a full
     /// queue drops its oldest signal instead and returns `true`).
     pub fn enqueue(&self, event: SignalEvent) -> bool {
         self.inner.enqueue(event)
