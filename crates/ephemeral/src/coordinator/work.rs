@@ -16,7 +16,7 @@ use std::future::Future;
 /// body for each, at most [`Options::max_concurrency`] at once, in enqueue order. Each body gets
 /// its item and an [`Operation`] handle to emit signals. The coordinator keeps counters, a
 /// bounded window of operation metadata (never payloads: see [`snapshot`](Self::snapshot)), and
-/// serves every [`SignalSource`] query over the window.
+/// serves every [`SignalSource`](crate::SignalSource) query over the window.
 ///
 /// The handle is a cheap `Clone`. **Dropping the last handle completes the coordinator**: queued
 /// work still runs, then the workers exit and the body closure is released; no background

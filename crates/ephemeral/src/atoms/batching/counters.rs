@@ -4,9 +4,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::watch;
 
-/// A [`BatchingAtom`]'s counters.
+/// A [`BatchingAtom`](super::BatchingAtom)'s counters.
 ///
-/// After [`flush`](BatchingAtom::flush) or [`close`](BatchingAtom::close) returns they include
+/// After [`flush`](super::BatchingAtom::flush) or [`close`](super::BatchingAtom::close) returns they include
 /// every batch that call waited for.
 ///
 /// ```

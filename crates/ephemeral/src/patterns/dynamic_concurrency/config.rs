@@ -7,7 +7,7 @@ use std::time::Duration;
 
 type Adjusted = Arc<dyn Fn(usize, usize) + Send + Sync>;
 
-/// How [`DynamicConcurrency`] scales: the bounds, the patterns, the timing and a callback.
+/// How [`DynamicConcurrency`](super::DynamicConcurrency) scales: the bounds, the patterns, the timing and a callback.
 ///
 /// | setter | default |
 /// |---|---|
@@ -135,7 +135,7 @@ impl ScalingConfig {
     ///
     /// # Panics
     ///
-    /// [`DynamicConcurrency::start`] panics if it is zero.
+    /// [`DynamicConcurrency::start`](super::DynamicConcurrency::start) panics if it is zero.
     ///
     /// ```
     /// use ephemeral::patterns::ScalingConfig;

@@ -3,7 +3,7 @@
 use crate::SignalSink;
 use std::time::Duration;
 
-/// The settings of a [`ReactiveFanOut`].
+/// The settings of a [`ReactiveFanOut`](super::ReactiveFanOut).
 ///
 /// ```
 /// use ephemeral::patterns::FanOutConfig;
