@@ -80,9 +80,8 @@ pub(super) async fn node(config: &ClusterConfig) -> Result<Arc<Core>, ClusterErr
     let chitchat = spawn_chitchat(chitchat_config, Vec::new(), &transport)
         .await
         .map_err(|e| ClusterError::Start(format!("{e:#}")))?;
-    let local = SignalSink::new(config.max_capacity, config.max_age);
     Ok(Core::new(CoreParts {
-        local: local.clone(),
+        local: SignalSink::new(config.max_capacity, config.max_age),
         me,
         chitchat,
         wire,
