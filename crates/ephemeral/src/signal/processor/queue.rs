@@ -4,6 +4,7 @@
 use crate::signal::handler::{contained, AsyncHandler, TokenHandler};
 use crate::signal::runner::{Close, Closer, Runner};
 use crate::sync::{Mutex, MutexGuard};
+use futures_util::stream::FuturesUnordered;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -189,7 +190,7 @@ impl<E> Close for Shared<E> {
 
 async fn run<E: Send + 'static>(shared: Arc<Shared<E>>) {
     let mut starting = Vec::new();
-    let fill = |running: &mut futures_util::stream::FuturesUnordered<_>| loop {
+    let fill = |running: &mut FuturesUnordered<_>| loop {
         // Take as many queued signals as the cap allows.
         let exit = {
             let mut state = shared.lock();
