@@ -39,6 +39,7 @@ where
             counter: &self.producer.enqueued,
             keep: false,
         };
+        crate::sync::seq_cst_point();
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
@@ -52,6 +53,9 @@ where
         drop(count);
         if outcome.is_ok() {
             self.hub.telemetry.accepted();
+            // Our push is ordered before this read (the cancel handshake, see the module
+            // docs of `engine`).
+            crate::sync::seq_cst_point();
             if self.cancelled.load(SeqCst) {
                 // A cancel emptied the queue while we pushed: our item would wait for workers
                 // that are gone. It counts as accepted, then cancelled.

@@ -16,8 +16,8 @@ use crate::sync::model::{self, Notify};
 use loom::sync::{Condvar, Mutex};
 // std's `Arc`, not loom's: when a broken variant deadlocks, loom unwinds the model, and a loom
 // `Arc` dropped then would touch loom's torn-down state and abort the test run.
-use std::sync::Arc;
 use loom::thread;
+use std::sync::Arc;
 
 /// How a model's parties deviate from the engine (the broken variants the models must catch).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -136,37 +136,56 @@ fn keys() -> Vec<Key> {
 /// An item of `a` runs (admitted through its slot) while a second item of `a` and one of `b`
 /// (same slot) arrive, and two workers take: `a` never runs twice at once, nothing is
 /// stranded, and the slot and its `slow` count end at zero.
-fn slot_race(broken: Option<Broken>) {
+/// `b_first`: the producer adds `b` before `a2` (then `b` counts into the slot first and `a2`
+/// finds the slot's `slow` count raised).
+fn slot_race(broken: Option<Broken>, b_first: bool) {
     let keys = keys();
-    model::check("fast_slots", move || {
-        let m = Arc::new(Model::new(keys.clone(), broken));
-        m.push(0, 1);
-        let p = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.push(0, 2);
-                m.push(1, 3);
-            })
-        };
-        let workers: Vec<_> = (0..2)
-            .map(|_| {
+    model::check(
+        if b_first {
+            "fast_slots_b_first"
+        } else {
+            "fast_slots"
+        },
+        move || {
+            let m = Arc::new(Model::new(keys.clone(), broken));
+            m.push(0, 1);
+            let p = {
                 let m = m.clone();
                 thread::spawn(move || {
-                    m.take_one();
+                    if b_first {
+                        m.push(1, 3);
+                        m.push(0, 2);
+                    } else {
+                        m.push(0, 2);
+                        m.push(1, 3);
+                    }
                 })
-            })
-            .collect();
-        p.join().unwrap();
-        for w in workers {
-            w.join().unwrap();
-        }
-        m.finish(3);
-    });
+            };
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let m = m.clone();
+                    thread::spawn(move || {
+                        m.take_one();
+                    })
+                })
+                .collect();
+            p.join().unwrap();
+            for w in workers {
+                w.join().unwrap();
+            }
+            m.finish(3);
+        },
+    );
 }
 
 #[test]
 fn loom_fast_slots() {
-    slot_race(None);
+    slot_race(None, false);
+}
+
+#[test]
+fn loom_fast_slots_b_first() {
+    slot_race(None, true);
 }
 
 /// A slot item of `a` runs while its tag twin arrives: the twin waits for it, is admitted by
@@ -197,14 +216,14 @@ fn loom_fast_slots_tag_twins() {
 #[test]
 #[should_panic(expected = "slow count wrong")]
 fn loom_fast_slots_catch_missing_count_out() {
-    slot_race(Some(Broken::NoCountOut));
+    slot_race(Some(Broken::NoCountOut), false);
 }
 
 /// Broken variant: no look at the slot after counting in (a release in between strands it).
 #[test]
 #[should_panic(expected = "stranded")]
 fn loom_fast_slots_catch_missing_look_after_count_in() {
-    slot_race(Some(Broken::NoLookAfterCountIn));
+    slot_race(Some(Broken::NoLookAfterCountIn), false);
 }
 
 /// The exact `pending` count: two producers race for the last room (one is refused), a worker
