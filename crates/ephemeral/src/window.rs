@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod prop_tests;
 
 /// A finished operation as the window keeps it.

@@ -39,6 +39,7 @@ where
             counter: &self.producer.enqueued,
             keep: false,
         };
+        crate::sync::seq_cst_point();
         let outcome = if self.closed.load(SeqCst) {
             Err(Refusal::Closed(item))
         } else {
@@ -52,6 +53,9 @@ where
         drop(count);
         if outcome.is_ok() {
             self.hub.telemetry.accepted();
+            // Our push is ordered before this read (the cancel handshake, see the module
+            // docs of `engine`).
+            crate::sync::seq_cst_point();
             if self.cancelled.load(SeqCst) {
                 // A cancel emptied the queue while we pushed: our item would wait for workers
                 // that are gone. It counts as accepted, then cancelled.
@@ -129,15 +133,13 @@ where
             let notified = self.space.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            self.room.waiters.fetch_add(1, SeqCst);
-            // The next pop signals again (one notification per wait, not one per pop).
-            self.room.signalled.store(false, SeqCst);
+            // Counted waiting, then a last try (see `Room`).
+            self.room.wait_begin();
             let attempt = self.try_push(item, key, id);
             match attempt {
                 Ok(id) => {
-                    self.room.waiters.fetch_sub(1, SeqCst);
                     // Pass the signal on: another producer may wait for room that is left.
-                    if self.room.waiters.load(SeqCst) > 0 && self.intake.len() < self.capacity {
+                    if self.room.wait_won() && self.intake.len() < self.capacity {
                         self.space.notify_one();
                     }
                     return Ok(id);
@@ -148,12 +150,12 @@ where
                         key = k;
                         // Cancel safety: the guard withdraws our registration if this future
                         // is dropped while waiting.
-                        let guard = WaiterGuard(&self.room.waiters);
+                        let guard = self.room.waiting();
                         notified.await;
                         drop(guard);
                     }
                     Err(e) => {
-                        self.room.waiters.fetch_sub(1, SeqCst);
+                        self.room.wait_end();
                         return Err(e);
                     }
                 },
@@ -241,7 +243,7 @@ where
 
 /// Takes one back from `counter` when dropped, unless `keep` was set (also on unwind).
 struct TakenBackUnlessKept<'a> {
-    counter: &'a std::sync::atomic::AtomicU64,
+    counter: &'a AtomicU64,
     keep: bool,
 }
 

@@ -33,7 +33,9 @@
 //!   drained. Every party that moves one of these towards zero re-checks and notifies.
 //! * Parking: a worker registers its `Notified`, then counts itself `idle`, then re-checks for
 //!   work (all sequentially consistent), so a producer either sees it idle or it sees the item.
-//!   Wake-alls zero `idle` and bump `wake_all_gen`.
+//!   Wake-alls start a new generation of `idle` with no one counted; a worker that finds work
+//!   on its re-check takes back only a count of its own generation, and then looks again
+//!   rather than wait (see `wake::Parking`).
 //! * After a drain, `enqueued == completed + failed + cancelled`.
 //! * No user code (bodies, handlers, `on_sample`, a result's or item's `Drop`, a key's
 //!   `Clone`/`Hash`/`Display`) runs under an engine lock, except the drop of a result evicted
@@ -143,6 +145,10 @@ use expiry::ExpireTarget;
 use gates::GateKind;
 use hub::Hub;
 use slot::Slot;
+use wake::{ParkWait, Parking, Room};
+
+#[cfg(all(test, loom))]
+mod loom_models;
 
 type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, WorkerSlot<T, I, R>) + Send + Sync>;
 
@@ -165,7 +171,6 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     workers: AtomicUsize,
     /// Producers waiting for queue room: written when a producer waits, so on lines of its own.
     room: CachePadded<Room>,
-    wake_all_gen: AtomicU64,
     cancelled_items: AtomicU64,
     defer_timeouts: AtomicU64,
     /// Items a stream source read and has not yet enqueued or counted: a drain waits for them.
@@ -216,22 +221,6 @@ struct Ctl<R, L> {
 
 struct ProducerCounters {
     enqueued: AtomicU64,
-}
-
-struct Room {
-    /// `enqueue` calls waiting for room.
-    waiters: AtomicUsize,
-    /// A pop already notified the waiting producers since the last one registered.
-    signalled: AtomicBool,
-    /// Stream readers waiting for a key's room (an item refused with `KeyOverloaded`).
-    key_waiters: AtomicUsize,
-}
-
-struct Parking {
-    /// Parked workers nobody has notified yet.
-    idle: AtomicUsize,
-    /// A worker is on its way (woken or spawned, not yet looking for work).
-    waking: AtomicBool,
 }
 
 /// What finished operations of workers that left are kept in.
@@ -288,13 +277,6 @@ pub(crate) enum SourceOutcome {
     Closed,
 }
 
-/// Decrements `counter` if it is positive; returns whether it did.
-fn take_one(counter: &AtomicUsize) -> bool {
-    counter
-        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
-        .is_ok()
-}
-
 impl<T, I, R> Shared<T, I, R>
 where
     T: Send + 'static,
@@ -349,12 +331,7 @@ where
             paused: AtomicBool::new(false),
             limit: AtomicUsize::new(options.max_concurrency),
             workers: AtomicUsize::new(0),
-            room: CachePadded::new(Room {
-                waiters: AtomicUsize::new(0),
-                signalled: AtomicBool::new(false),
-                key_waiters: AtomicUsize::new(0),
-            }),
-            wake_all_gen: AtomicU64::new(0),
+            room: CachePadded::new(Room::new()),
             cancelled_items: AtomicU64::new(0),
             defer_timeouts: AtomicU64::new(0),
             sourcing: AtomicUsize::new(0),
@@ -363,10 +340,7 @@ where
             producer: CachePadded::new(ProducerCounters {
                 enqueued: AtomicU64::new(0),
             }),
-            parking: CachePadded::new(Parking {
-                idle: AtomicUsize::new(0),
-                waking: AtomicBool::new(false),
-            }),
+            parking: CachePadded::new(Parking::new()),
             work: Notify::new(),
             space: Notify::new(),
             drained: Notify::new(),

@@ -274,7 +274,7 @@ pub(super) async fn worker<T, I, R, F, Fut>(
     };
     loop {
         if std::mem::take(&mut woken) {
-            shared.parking.waking.store(false, SeqCst);
+            shared.parking.woke();
         }
         let mut overrun = false;
         if shared.gates_on
@@ -364,35 +364,13 @@ pub(super) async fn worker<T, I, R, F, Fut>(
                 let notified = shared.work.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                let generation = shared.wake_all_gen.load(SeqCst);
-                shared.parking.idle.fetch_add(1, SeqCst);
-                // Re-check after registering: a producer either saw us idle or we see its item.
-                let again = shared.cancelled.load(SeqCst)
-                    || shared.runnable()
-                    || (shared.closed.load(SeqCst) && shared.intake.len() == 0)
-                    || shared.must_shrink();
-                if again {
-                    if take_one(&shared.parking.idle) {
-                        // A wake-up meant for a parked worker may already sit in our
-                        // `Notified` (a stale `idle` count lets a producer notify nobody in
-                        // particular): if so we are that worker and clear `waking`.
-                        woken = notified.as_mut().now_or_never().is_some();
-                        now = time::now();
-                        continue;
+                // Counts us idle, then looks again (see `Parking::park`).
+                match shared.parking.park(|| shared.worth_looking_again()) {
+                    ParkWait::Poll => woken = notified.as_mut().now_or_never().is_some(),
+                    ParkWait::Wait => {
+                        notified.await;
+                        woken = true;
                     }
-                    // Someone already counted us as woken: the notification is ours.
-                    notified.await;
-                    woken = true;
-                    now = time::now();
-                    continue;
-                }
-                if shared.wake_all_gen.load(SeqCst) == generation {
-                    notified.await;
-                    woken = true;
-                } else {
-                    // Woken by a wake-all; a wake-up stored for a parked worker may have
-                    // reached us too (see above).
-                    woken = notified.as_mut().now_or_never().is_some();
                 }
                 now = time::now();
             }

@@ -47,13 +47,18 @@ pub(super) const SLOW_BITS: u32 = 20;
 pub(super) const SLOW_MASK: u64 = (1 << SLOW_BITS) - 1;
 
 impl FastSlots {
-    pub(super) fn new(capacity: usize) -> Self {
+    /// How many slots a queue of `capacity` gets.
+    pub(super) fn slot_count(capacity: usize) -> usize {
         // Sparse enough that an idle key's slot is free almost always: 16 slots per item
         // that may be pending, within 64 to 65,536 slots (16 bytes each).
-        let n = capacity
+        capacity
             .saturating_mul(16)
             .clamp(64, 1 << 16)
-            .next_power_of_two();
+            .next_power_of_two()
+    }
+
+    pub(super) fn new(capacity: usize) -> Self {
+        let n = Self::slot_count(capacity);
         FastSlots {
             slots: (0..n).map(|_| FastSlot::default()).collect(),
             mask: n as u64 - 1,
@@ -166,6 +171,12 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         // Read after counting ourselves in: a release that clears the slot from here on sees
         // us and admits our item; one that cleared it before leaves it free to us.
         let word = fast.slot(hash).word.load(Ordering::SeqCst);
+        #[cfg(all(test, loom))]
+        let word = if self.broken == Some(super::loom_models::Broken::NoLookAfterCountIn) {
+            FastSlots::word(hash)
+        } else {
+            word
+        };
         if word & !SLOW_MASK == FastSlots::word(hash) {
             if !state.waits_on_slot {
                 state.waits_on_slot = true;

@@ -2,7 +2,9 @@
 //! at a time.
 
 mod fast_slots;
-#[cfg(test)]
+#[cfg(all(test, loom))]
+mod loom_models;
+#[cfg(all(test, not(loom)))]
 mod prop_tests;
 mod ready;
 mod shard;
@@ -15,7 +17,7 @@ use crate::sync::{Mutex, MutexGuard};
 use crossbeam_utils::CachePadded;
 use fast_slots::{FastSlots, SLOW_MASK};
 use ready::Ready;
-use shard::{KeyState, LockedShard, Queued, Shard, SHARDS};
+use shard::{Hashing, KeyState, LockedShard, Queued, Shard, SHARDS};
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
@@ -53,7 +55,7 @@ use std::hash::Hash;
 pub(crate) struct Keyed<T, K> {
     shards: Box<[LockedShard<T, K>]>,
     /// Picks a key's shard (seeded, like the shards' own maps).
-    pick: foldhash::fast::RandomState,
+    pick: Hashing,
     ready: Ready<Job<T, K>>,
     pending: CachePadded<AtomicUsize>,
     /// Start-order stamps, taken as items are admitted (by producers, mostly: on their core).
@@ -65,6 +67,9 @@ pub(crate) struct Keyed<T, K> {
     /// items taken without one. Otherwise (`None`) taking an item locks its key's shard (see
     /// the type's docs).
     fast: Option<FastSlots>,
+    /// A deliberate break, for the loom models to show they catch it.
+    #[cfg(all(test, loom))]
+    broken: Option<loom_models::Broken>,
 }
 
 impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
@@ -79,13 +84,15 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
                     }))
                 })
                 .collect(),
-            pick: foldhash::fast::RandomState::default(),
+            pick: Hashing::default(),
             ready: Ready::new(capacity),
             pending: CachePadded::new(AtomicUsize::new(0)),
             seq: CachePadded::new(AtomicU64::new(0)),
             per_key,
             threshold,
             fast: (per_key == 1 && threshold.is_none()).then(|| FastSlots::new(capacity)),
+            #[cfg(all(test, loom))]
+            broken: None,
         }
     }
 
@@ -249,7 +256,13 @@ impl<T, K: Hash + Eq + Clone + std::fmt::Display> Keyed<T, K> {
         } else if state.idle() {
             // Counted out first: the removal drops the key (user code).
             if let Some(fast) = &self.fast {
-                fast.count_out(hash);
+                #[cfg(all(test, loom))]
+                let skip = self.broken == Some(loom_models::Broken::NoCountOut);
+                #[cfg(not(all(test, loom)))]
+                let skip = false;
+                if !skip {
+                    fast.count_out(hash);
+                }
             }
             e.remove();
         }

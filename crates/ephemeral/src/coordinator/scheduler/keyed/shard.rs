@@ -5,6 +5,14 @@ use crate::sync::Mutex;
 use crossbeam_utils::CachePadded;
 use std::collections::{HashMap, VecDeque};
 
+/// The maps' and the shard picker's hasher: seeded per map, so keys chosen by clients cannot
+/// be aimed at one bucket cheaply. Fixed under loom, where every run of a model must hash
+/// alike.
+#[cfg(not(loom))]
+pub(super) type Hashing = foldhash::fast::RandomState;
+#[cfg(loom)]
+pub(super) type Hashing = foldhash::fast::FixedState;
+
 /// Shards of the key map.
 pub(super) const SHARDS: usize = 32;
 
@@ -14,9 +22,9 @@ pub(super) type LockedShard<T, K> = CachePadded<Mutex<Shard<T, K>>>;
 pub(super) struct Shard<T, K> {
     /// foldhash: several times faster than SipHash on small keys and still seeded per map, so
     /// keys chosen by clients (addresses, user ids) cannot be aimed at one bucket cheaply.
-    pub(super) keys: HashMap<K, KeyState<T>, foldhash::fast::RandomState>,
+    pub(super) keys: HashMap<K, KeyState<T>, Hashing>,
     /// With fast slots: how many keys of this shard wait for each slot's item, by slot index.
-    pub(super) waiting: HashMap<u64, usize, foldhash::fast::RandomState>,
+    pub(super) waiting: HashMap<u64, usize, Hashing>,
 }
 
 /// A pending item in its key's queue (the key is the map's).
