@@ -1,24 +1,35 @@
-//! The work path: 1,000,000 trivial items through our coordinators and through plain tokio
-//! shapes, in the same process, on a 2-worker multi-thread runtime at concurrency 8.
+//! The work path: items through our coordinators and one-shot runs and through plain tokio /
+//! futures shapes, in the same process, on a 2-worker multi-thread runtime at concurrency 8,
+//! each with two bodies: a trivial one and one that awaits `tokio::task::yield_now()` once.
 //!
 //! Two parts:
-//! 1. criterion groups (`cargo bench -p ephemeral-benches --bench coordinator`);
+//! 1. criterion groups (`cargo bench -p ephemeral-benches --bench coordinator`), trivial body;
+//! 2. a report printed after them: interleaved rounds of every shape and body, with ns/item,
+//!    the ratio to `buffer_unordered(8)` (coordinators) and to `for_each_concurrent(8)`
+//!    (one-shot runs), voluntary context switches per 1000 items (`csw/1k`), and a
+//!    resident-memory probe while 10,000,000 items pass through a coordinator.
+//!
+//! The report alone: `cargo bench -p ephemeral-benches --bench coordinator -- --report`
+//! (skips criterion); a short form: `-- --quick` (200,000 items, 3 rounds, no memory probe).
 //!
 //! Every shape runs as a task spawned on the runtime (the producer of an application is a task
 //! too), so no third `block_on` thread competes with the runtime's two for the two cores.
 //!
-//! 2. a report printed after them: interleaved rounds of every shape, with ns/item, the ratio
-//!    to `buffer_unordered(8)`, voluntary context switches per 1000 items (`csw/1k`), and a
-//!    resident-memory probe while 10,000,000 items pass through a coordinator.
-//!    `EPHEMERAL_BENCH_REPORT=0` skips it; `EPHEMERAL_BENCH_ROUNDS` sets the rounds (default 5);
-//!    `EPHEMERAL_BENCH_ONLY=Work,mpsc` keeps the baseline and the shapes whose names contain one
-//!    of the given parts; `EPHEMERAL_BENCH_RSS=0` skips the memory probe.
+//! Knobs: `EPHEMERAL_BENCH_REPORT=0` skips the report; `EPHEMERAL_BENCH_ROUNDS` sets the rounds
+//! (default 5); `EPHEMERAL_BENCH_ITEMS` the items per run (default 1,000,000);
+//! `EPHEMERAL_BENCH_QUICK=1` is `--quick`; `EPHEMERAL_BENCH_ONLY=Work,mpsc` keeps the two
+//! baselines and the shapes whose names contain one of the given parts;
+//! `EPHEMERAL_BENCH_BODY=trivial` (or `yield`) runs one body only; `EPHEMERAL_BENCH_RSS=0` skips
+//! the memory probe; `EPHEMERAL_BENCH_THREADS=1` uses a current-thread runtime.
 
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, Criterion};
-use ephemeral::{for_each, KeyedWorkCoordinator, Operation, Options, WorkCoordinator};
+use ephemeral::{
+    for_each, for_each_keyed, for_each_stream, KeyedWorkCoordinator, Operation, Options,
+    WorkCoordinator,
+};
 use futures::StreamExt;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -27,6 +38,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::{Mutex, Semaphore};
 
 const ITEMS: u64 = 1_000_000;
+const QUICK_ITEMS: u64 = 200_000;
 const CONCURRENCY: usize = 8;
 const KEYS: u64 = 10_000;
 
@@ -48,16 +60,43 @@ fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-/// Our coordinator, full tracking (window of 200, signals off), trivial body.
-async fn ours(items: u64) {
+/// The body every shape runs: trivial, or one `yield_now` (a body that suspends once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Trivial,
+    Yield,
+}
+
+impl Body {
+    fn name(self) -> &'static str {
+        match self {
+            Body::Trivial => "trivial",
+            Body::Yield => "yield",
+        }
+    }
+
+    async fn run(self, n: u64) {
+        black_box(n);
+        if self == Body::Yield {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn options() -> Options {
+    Options::default()
+        .max_concurrency(CONCURRENCY)
+        .queue_capacity(1024)
+}
+
+/// Our coordinator, full tracking (window of 200, signals off).
+async fn ours(items: u64, body: Body) {
     let c = WorkCoordinator::new(
-        |n: u64, _op: Operation| async move {
-            black_box(n);
+        move |n: u64, _op: Operation| async move {
+            body.run(n).await;
             Ok::<_, Io>(())
         },
-        Options::default()
-            .max_concurrency(CONCURRENCY)
-            .queue_capacity(1024),
+        options(),
     );
     for n in 0..items {
         if c.enqueue(n).await.is_err() {
@@ -70,17 +109,14 @@ async fn ours(items: u64) {
 }
 
 /// Our keyed coordinator: items spread over `KEYS` keys, per-key cap 1, global cap 8.
-async fn ours_keyed(items: u64) {
+async fn ours_keyed(items: u64, body: Body) {
     let c = KeyedWorkCoordinator::new(
         |n: &u64| n % KEYS,
-        |n: u64, _op: Operation| async move {
-            black_box(n);
+        move |n: u64, _op: Operation| async move {
+            body.run(n).await;
             Ok::<_, Io>(())
         },
-        Options::default()
-            .max_concurrency(CONCURRENCY)
-            .max_concurrency_per_key(1)
-            .queue_capacity(1024),
+        options().max_concurrency_per_key(1),
     );
     for n in 0..items {
         if c.enqueue(n).await.is_err() {
@@ -93,16 +129,45 @@ async fn ours_keyed(items: u64) {
 }
 
 /// Our one-shot `for_each`.
-async fn ours_for_each(items: u64) {
+async fn ours_for_each(items: u64, body: Body) {
     let summary = for_each(
         0..items,
-        |n: u64, _op: Operation| async move {
-            black_box(n);
+        move |n: u64, _op: Operation| async move {
+            body.run(n).await;
             Ok::<_, Io>(())
         },
-        Options::default()
-            .max_concurrency(CONCURRENCY)
-            .queue_capacity(1024),
+        options(),
+    )
+    .await
+    .expect("not cancelled");
+    assert_eq!(summary.completed, items);
+}
+
+/// Our one-shot `for_each_stream`.
+async fn ours_for_each_stream(items: u64, body: Body) {
+    let summary = for_each_stream(
+        futures::stream::iter(0..items),
+        move |n: u64, _op: Operation| async move {
+            body.run(n).await;
+            Ok::<_, Io>(())
+        },
+        options(),
+    )
+    .await
+    .expect("not cancelled");
+    assert_eq!(summary.completed, items);
+}
+
+/// Our one-shot `for_each_keyed`: items spread over `KEYS` keys, per-key cap 1.
+async fn ours_for_each_keyed(items: u64, body: Body) {
+    let summary = for_each_keyed(
+        0..items,
+        |n: &u64| n % KEYS,
+        move |n: u64, _op: Operation| async move {
+            body.run(n).await;
+            Ok::<_, Io>(())
+        },
+        options().max_concurrency_per_key(1),
     )
     .await
     .expect("not cancelled");
@@ -110,21 +175,28 @@ async fn ours_for_each(items: u64) {
 }
 
 /// `futures::StreamExt::buffer_unordered(8)`: in-task concurrency, no hand-off.
-async fn buffer_unordered(items: u64) {
+async fn buffer_unordered(items: u64, body: Body) {
     futures::stream::iter(0..items)
-        .map(|n| async move { black_box(n) })
+        .map(|n| body.run(n))
         .buffer_unordered(CONCURRENCY)
-        .for_each(|_| async {})
+        .for_each(|()| async {})
+        .await;
+}
+
+/// `futures::StreamExt::for_each_concurrent(8)`: in-task concurrency, no hand-off.
+async fn for_each_concurrent(items: u64, body: Body) {
+    futures::stream::iter(0..items)
+        .for_each_concurrent(CONCURRENCY, |n| body.run(n))
         .await;
 }
 
 /// A `Semaphore` permit and a `tokio::spawn` per item.
-async fn spawn_per_item(items: u64) {
+async fn spawn_per_item(items: u64, body: Body) {
     let sem = Arc::new(Semaphore::new(CONCURRENCY));
     for n in 0..items {
         let permit = sem.clone().acquire_owned().await.expect("open semaphore");
         tokio::spawn(async move {
-            black_box(n);
+            body.run(n).await;
             drop(permit);
         });
     }
@@ -135,7 +207,7 @@ async fn spawn_per_item(items: u64) {
 }
 
 /// A tokio mpsc(1024) feeding 8 workers that share the receiver behind a mutex.
-async fn mpsc_pool(items: u64) {
+async fn mpsc_pool(items: u64, body: Body) {
     let (tx, rx) = tokio::sync::mpsc::channel::<u64>(1024);
     let rx = Arc::new(Mutex::new(rx));
     let workers: Vec<_> = (0..CONCURRENCY)
@@ -145,9 +217,7 @@ async fn mpsc_pool(items: u64) {
                 loop {
                     let next = rx.lock().await.recv().await;
                     match next {
-                        Some(n) => {
-                            black_box(n);
-                        }
+                        Some(n) => body.run(n).await,
                         None => break,
                     }
                 }
@@ -163,29 +233,85 @@ async fn mpsc_pool(items: u64) {
     }
 }
 
-type ShapeFn = fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-type Shape = (&'static str, ShapeFn);
+type ShapeFut = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+type ShapeFn = fn(u64, Body) -> ShapeFut;
+
+/// What a shape's ratio is taken against.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Against {
+    /// A baseline itself.
+    Baseline,
+    /// `buffer_unordered(8)` (coordinators and plain pools).
+    BufferUnordered,
+    /// `for_each_concurrent(8)` (one-shot runs).
+    ForEachConcurrent,
+}
+
+struct Shape {
+    name: &'static str,
+    run: ShapeFn,
+    against: Against,
+}
+
+const BUFFER_UNORDERED: &str = "buffer_unordered(8)";
+const FOR_EACH_CONCURRENT: &str = "for_each_concurrent(8)";
 
 fn shapes() -> Vec<Shape> {
+    let shape = |name, run, against| Shape { name, run, against };
     vec![
-        ("buffer_unordered(8)", |n| Box::pin(buffer_unordered(n))),
-        ("ephemeral WorkCoordinator", |n| Box::pin(ours(n))),
-        ("ephemeral for_each", |n| Box::pin(ours_for_each(n))),
-        ("ephemeral KeyedWorkCoordinator (10k keys)", |n| {
-            Box::pin(ours_keyed(n))
-        }),
-        ("tokio mpsc + 8 workers", |n| Box::pin(mpsc_pool(n))),
-        ("Semaphore + spawn per item", |n| {
-            Box::pin(spawn_per_item(n))
-        }),
+        shape(
+            BUFFER_UNORDERED,
+            (|n, b| Box::pin(buffer_unordered(n, b))) as ShapeFn,
+            Against::Baseline,
+        ),
+        shape(
+            FOR_EACH_CONCURRENT,
+            |n, b| Box::pin(for_each_concurrent(n, b)),
+            Against::Baseline,
+        ),
+        shape(
+            "ephemeral for_each",
+            |n, b| Box::pin(ours_for_each(n, b)),
+            Against::ForEachConcurrent,
+        ),
+        shape(
+            "ephemeral for_each_stream",
+            |n, b| Box::pin(ours_for_each_stream(n, b)),
+            Against::ForEachConcurrent,
+        ),
+        shape(
+            "ephemeral for_each_keyed (10k keys)",
+            |n, b| Box::pin(ours_for_each_keyed(n, b)),
+            Against::ForEachConcurrent,
+        ),
+        shape(
+            "ephemeral WorkCoordinator",
+            |n, b| Box::pin(ours(n, b)),
+            Against::BufferUnordered,
+        ),
+        shape(
+            "ephemeral KeyedWorkCoordinator (10k keys)",
+            |n, b| Box::pin(ours_keyed(n, b)),
+            Against::BufferUnordered,
+        ),
+        shape(
+            "tokio mpsc + 8 workers",
+            |n, b| Box::pin(mpsc_pool(n, b)),
+            Against::BufferUnordered,
+        ),
+        shape(
+            "Semaphore + spawn per item",
+            |n, b| Box::pin(spawn_per_item(n, b)),
+            Against::BufferUnordered,
+        ),
     ]
 }
 
 /// Runs a shape as a task of the runtime (as the producer would be in an application, e.g. an
 /// axum handler), so producer and consumers share the runtime's two threads instead of a third
 /// `block_on` thread competing for the two cores.
-fn run_shape(rt: &Runtime, shape: ShapeFn, items: u64) {
-    rt.block_on(async move { tokio::spawn(shape(items)).await })
+fn run_shape(rt: &Runtime, shape: ShapeFn, items: u64, body: Body) {
+    rt.block_on(async move { tokio::spawn(shape(items, body)).await })
         .expect("shape panicked");
 }
 
@@ -196,12 +322,13 @@ fn work_path(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     group.warm_up_time(Duration::from_secs(1));
     group.throughput(criterion::Throughput::Elements(ITEMS));
-    for (name, shape) in shapes() {
-        group.bench_function(name, |b| {
+    for shape in shapes() {
+        let run = shape.run;
+        group.bench_function(shape.name, |b| {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    run_shape(&rt, shape, ITEMS);
+                    run_shape(&rt, run, ITEMS, Body::Trivial);
                 }
                 start.elapsed()
             });
@@ -241,53 +368,131 @@ fn rss_kb() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
+/// The first line of `/proc/loadavg` (the machine's load when the report ran).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v != "0" && !v.is_empty())
+}
+
+fn quick() -> bool {
+    env_flag("EPHEMERAL_BENCH_QUICK") || std::env::args().any(|a| a == "--quick")
+}
+
 fn report() {
+    let quick = quick();
     let rounds: usize = std::env::var("EPHEMERAL_BENCH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(if quick { 3 } else { 5 });
+    let items: u64 = std::env::var("EPHEMERAL_BENCH_ITEMS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(if quick { QUICK_ITEMS } else { ITEMS });
+    let bodies: Vec<Body> = match std::env::var("EPHEMERAL_BENCH_BODY").as_deref() {
+        Ok("trivial") => vec![Body::Trivial],
+        Ok("yield") => vec![Body::Yield],
+        _ => vec![Body::Trivial, Body::Yield],
+    };
     let rt = runtime();
-    // `EPHEMERAL_BENCH_ONLY=a,b` keeps the baseline plus the shapes whose names contain a or b.
+    // `EPHEMERAL_BENCH_ONLY=a,b` keeps the baselines plus the shapes whose names contain a or b.
     let only: Vec<String> = std::env::var("EPHEMERAL_BENCH_ONLY")
         .map(|s| s.split(',').map(str::to_owned).collect())
         .unwrap_or_default();
     let shapes: Vec<Shape> = shapes()
         .into_iter()
-        .enumerate()
-        .filter(|(i, (name, _))| {
-            *i == 0 || only.is_empty() || only.iter().any(|o| name.contains(o.as_str()))
+        .filter(|s| {
+            s.against == Against::Baseline
+                || only.is_empty()
+                || only.iter().any(|o| s.name.contains(o.as_str()))
         })
-        .map(|(_, s)| s)
         .collect();
-    let mut ns: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
-    let mut csw: Vec<Vec<f64>> = vec![Vec::new(); shapes.len()];
-    rt.block_on(ours(10_000));
-    for _ in 0..rounds {
-        for (i, (_, shape)) in shapes.iter().enumerate() {
-            let c0 = voluntary_csw();
-            let t0 = Instant::now();
-            run_shape(&rt, *shape, ITEMS);
-            let elapsed = t0.elapsed();
-            let c1 = voluntary_csw();
-            ns[i].push(elapsed.as_nanos() as f64 / ITEMS as f64);
-            csw[i].push((c1 - c0) as f64 * 1000.0 / ITEMS as f64);
+    // ns[body][shape] = one figure per round.
+    let mut ns = vec![vec![Vec::new(); shapes.len()]; bodies.len()];
+    let mut csw = vec![vec![Vec::new(); shapes.len()]; bodies.len()];
+    let load_before = load();
+    // Warm-up: every shape once on a few items.
+    for body in &bodies {
+        for s in &shapes {
+            run_shape(&rt, s.run, 10_000, *body);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    for _ in 0..rounds {
+        for (b, body) in bodies.iter().enumerate() {
+            for (i, s) in shapes.iter().enumerate() {
+                let c0 = voluntary_csw();
+                let t0 = Instant::now();
+                run_shape(&rt, s.run, items, *body);
+                let elapsed = t0.elapsed();
+                let c1 = voluntary_csw();
+                ns[b][i].push(elapsed.as_nanos() as f64 / items as f64);
+                csw[b][i].push((c1 - c0) as f64 * 1000.0 / items as f64);
+            }
+        }
+    }
+    let load_after = load();
+    let threads = if std::env::var("EPHEMERAL_BENCH_THREADS").as_deref() == Ok("1") {
+        "current-thread runtime"
+    } else {
+        "2 runtime threads"
     };
-    let base = median(&mut ns[0].clone());
-    println!("\n## work path: {ITEMS} trivial items, concurrency {CONCURRENCY}, 2 runtime threads, median of {rounds} interleaved rounds\n");
-    println!("| shape | ns/item | × buffer_unordered | csw/1k |");
-    println!("|---|--:|--:|--:|");
-    for (i, (name, _)) in shapes.iter().enumerate() {
-        let n = median(&mut ns[i]);
-        let c = median(&mut csw[i]);
-        println!("| {name} | {n:.0} | {:.2} | {c:.2} |", n / base);
+    println!(
+        "\n## work path: {items} items, concurrency {CONCURRENCY}, {threads}, median of {rounds} \
+         interleaved rounds (load average before: {load_before}; after: {load_after})\n"
+    );
+    let position = |name: &str| shapes.iter().position(|s| s.name == name);
+    let (bu, fec) = (position(BUFFER_UNORDERED), position(FOR_EACH_CONCURRENT));
+    for (b, body) in bodies.iter().enumerate() {
+        let meds: Vec<f64> = ns[b].iter().map(|v| median(v)).collect();
+        println!("### body: {}\n", body.name());
+        println!("| shape | ns/item | ratio | against | csw/1k | spread (min–max ns) |");
+        println!("|---|--:|--:|---|--:|---|");
+        for (i, s) in shapes.iter().enumerate() {
+            let (base, label) = match s.against {
+                Against::Baseline | Against::BufferUnordered => (bu, BUFFER_UNORDERED),
+                Against::ForEachConcurrent => (fec, FOR_EACH_CONCURRENT),
+            };
+            let ratio = base.map_or(f64::NAN, |base| meds[i] / meds[base]);
+            let lo = ns[b][i].iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = ns[b][i].iter().copied().fold(0.0, f64::max);
+            println!(
+                "| {} | {:.0} | {ratio:.2} | {label} | {:.2} | {lo:.0}–{hi:.0} |",
+                s.name,
+                meds[i],
+                median(&csw[b][i])
+            );
+        }
+        // Per-round ratios (each round's shapes ran side by side): the median of those is
+        // steadier than a ratio of medians under load.
+        println!("\nper-round ratio medians ({}):", body.name());
+        for (i, s) in shapes.iter().enumerate() {
+            let base = match s.against {
+                Against::Baseline => continue,
+                Against::BufferUnordered => bu,
+                Against::ForEachConcurrent => fec,
+            };
+            let Some(base) = base else { continue };
+            let per_round: Vec<f64> = ns[b][i]
+                .iter()
+                .zip(&ns[b][base])
+                .map(|(x, y)| x / y)
+                .collect();
+            println!("- {}: {:.2}", s.name, median(&per_round));
+        }
+        println!();
     }
 
-    if std::env::var("EPHEMERAL_BENCH_RSS").as_deref() == Ok("0") {
+    if quick || std::env::var("EPHEMERAL_BENCH_RSS").as_deref() == Ok("0") {
         return;
     }
     println!(
@@ -303,9 +508,7 @@ fn report() {
                 }
                 Ok::<_, Io>(())
             },
-            Options::default()
-                .max_concurrency(CONCURRENCY)
-                .queue_capacity(1024),
+            options(),
         );
         for n in 0..10_000_000u64 {
             if c.enqueue(n).await.is_err() {
@@ -322,8 +525,11 @@ fn report() {
 }
 
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    let report_only = quick() || std::env::args().any(|a| a == "--report");
+    if !report_only {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     if std::env::var("EPHEMERAL_BENCH_REPORT").as_deref() != Ok("0") {
         report();
     }
