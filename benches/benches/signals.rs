@@ -1,12 +1,14 @@
 //! Signal hot paths: raising on a sink, glob matching, and a pattern query over a full window.
 //!
 //! Run with `cargo bench -p ephemeral-benches --bench signals -- --warm-up-time 1
-//! --measurement-time 3`.
+//! --measurement-time 3`. After criterion, a plain loop times `raise` and `emit` (no criterion
+//! harness around each call): `EPHEMERAL_BENCH_LOOP=0` skips it; with `--loop-only` it runs
+//! alone.
 
 // `criterion_group!` generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use criterion::{black_box, criterion_group, Criterion};
 use ephemeral::pattern::{self, Pattern};
 use ephemeral::{SignalSink, SignalSource};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +34,12 @@ fn raise(c: &mut Criterion) {
     group.bench_function("no_subscriber/static_str", |b| {
         b.iter(|| sink.raise(black_box("http.error.503")));
     });
+    group.bench_function("no_subscriber/emit_static_str", |b| {
+        b.iter(|| sink.emit(black_box("http.error.503")));
+    });
+    group.bench_function("no_subscriber/emit_arc_name", |b| {
+        b.iter(|| sink.emit(black_box(&name)));
+    });
 
     let sink = SignalSink::default();
     full(&sink);
@@ -45,6 +53,9 @@ fn raise(c: &mut Criterion) {
     });
     group.bench_function("one_subscriber/static_str", |b| {
         b.iter(|| sink.raise(black_box("http.error.503")));
+    });
+    group.bench_function("one_subscriber/emit_static_str", |b| {
+        b.iter(|| sink.emit(black_box("http.error.503")));
     });
     group.finish();
     // (Zero when a filter skipped these benches.)
@@ -100,4 +111,69 @@ criterion_group! {
     config = Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     targets = raise, matching, query
 }
-criterion_main!(benches);
+/// Times `n` calls of `f` in a plain loop; ns per call, the median of 5 runs.
+fn per_call(n: u32, mut f: impl FnMut()) -> f64 {
+    let mut runs: Vec<f64> = (0..5)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            for _ in 0..n {
+                f();
+            }
+            t0.elapsed().as_nanos() as f64 / f64::from(n)
+        })
+        .collect();
+    runs.sort_by(f64::total_cmp);
+    runs[2]
+}
+
+/// `raise` and `emit` in a plain loop on a full sink, without and with one subscriber.
+fn plain_loop() {
+    const N: u32 = 2_000_000;
+    let name: Arc<str> = Arc::from("http.error.503");
+    println!("\n## sink raise in a plain loop ({N} calls, median of 5 runs, full sink of 1000)\n");
+    println!("| call | no subscriber ns | one subscriber ns |");
+    println!("|---|--:|--:|");
+    let make = |subscribed: bool| {
+        let sink = SignalSink::default();
+        for _ in 0..sink.max_capacity() {
+            sink.raise("warm-up");
+        }
+        let sub = subscribed.then(|| {
+            sink.subscribe(|e| {
+                black_box(e);
+            })
+        });
+        (sink, sub)
+    };
+    type Call = fn(&SignalSink, &Arc<str>);
+    let calls: [(&str, Call); 4] = [
+        ("raise(&'static str)", |s, _| {
+            black_box(s.raise(black_box("http.error.503")));
+        }),
+        ("raise(Arc<str>)", |s, n| {
+            black_box(s.raise(black_box(n).clone()));
+        }),
+        ("emit(&'static str)", |s, _| {
+            s.emit(black_box("http.error.503"))
+        }),
+        ("emit(&Arc<str>)", |s, n| s.emit(black_box(n))),
+    ];
+    for (label, call) in calls {
+        let (plain, _none) = make(false);
+        let (told, _sub) = make(true);
+        let a = per_call(N, || call(&plain, &name));
+        let b = per_call(N, || call(&told, &name));
+        println!("| {label} | {a:.1} | {b:.1} |");
+    }
+}
+
+fn main() {
+    let loop_only = std::env::args().any(|a| a == "--loop-only");
+    if !loop_only {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
+    if std::env::var("EPHEMERAL_BENCH_LOOP").as_deref() != Ok("0") {
+        plain_loop();
+    }
+}
