@@ -37,7 +37,7 @@ use tokio::time::Instant;
 /// never returns an event older than `max_age` (ages are checked on every read, on tokio's
 /// clock, by each event's own timestamp: an event raised with an old timestamp is already
 /// partly aged). [`len`](Self::len), [`is_empty`](Self::is_empty) and
-/// [`total_signals`](SignalSource::total_signals) always agree with what
+/// [`total_signals`](crate::SignalSource::total_signals) always agree with what
 /// [`sense`](Self::sense) returns.
 ///
 /// Cloning gives another handle to the same sink. Configure it on coordinators with
