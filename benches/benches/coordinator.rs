@@ -6,8 +6,10 @@
 //! 1. criterion groups (`cargo bench -p ephemeral-benches --bench coordinator`), trivial body;
 //! 2. a report printed after them: interleaved rounds of every shape and body, with ns/item,
 //!    the ratio to `buffer_unordered(8)` (coordinators) and to `for_each_concurrent(8)`
-//!    (one-shot runs), voluntary context switches per 1000 items (`csw/1k`), and a
-//!    resident-memory probe while 10,000,000 items pass through a coordinator.
+//!    (one-shot runs), voluntary context switches per 1000 items (`csw/1k`), the cost of
+//!    one read of the clock every tracked operation needs set against what a 1.3× target
+//!    leaves per item, and a resident-memory probe while 10,000,000 items pass through a
+//!    coordinator.
 //!
 //! The report alone: `cargo bench -p ephemeral-benches --bench coordinator -- --report`
 //! (skips criterion); a short form: `-- --quick` (200,000 items, 3 rounds, no memory probe).
@@ -491,6 +493,7 @@ fn report() {
         }
         println!();
     }
+    floor(&rt, &bodies, &ns, fec);
 
     if quick || std::env::var("EPHEMERAL_BENCH_RSS").as_deref() == Ok("0") {
         return;
@@ -522,6 +525,47 @@ fn report() {
         c.drain().await;
         println!("| 10000000 (drained) | {} |", rss_kb());
     });
+}
+
+/// ns per read of the clock the library tracks operations on (`tokio::time::Instant::now`,
+/// read inside the runtime as the engine reads it): the median of 5 runs of 2,000,000 reads.
+fn clock_read_ns(rt: &Runtime) -> f64 {
+    const READS: u32 = 2_000_000;
+    let runs: Vec<f64> = (0..5)
+        .map(|_| {
+            rt.block_on(async {
+                let t0 = Instant::now();
+                for _ in 0..READS {
+                    black_box(tokio::time::Instant::now());
+                }
+                t0.elapsed().as_nanos() as f64 / f64::from(READS)
+            })
+        })
+        .collect();
+    median(&runs)
+}
+
+/// What the 1.3× target of the one-shot runs leaves per item next to the clock read every
+/// tracked operation needs (its end, which is also the next start, is read once).
+fn floor(rt: &Runtime, bodies: &[Body], ns: &[Vec<Vec<f64>>], fec: Option<usize>) {
+    let clock = clock_read_ns(rt);
+    println!("## floor: one clock read per tracked operation\n");
+    println!("clock read (tokio::time::Instant::now, in the runtime): {clock:.1} ns\n");
+    let Some(fec) = fec else { return };
+    println!(
+        "| body | for_each_concurrent(8) ns/item | 1.3× leaves per item | clock read share of it |"
+    );
+    println!("|---|--:|--:|--:|");
+    for (b, body) in bodies.iter().enumerate() {
+        let base = median(&ns[b][fec]);
+        let budget = 0.3 * base;
+        println!(
+            "| {} | {base:.0} | {budget:.1} ns | {:.0} % |",
+            body.name(),
+            100.0 * clock / budget
+        );
+    }
+    println!();
 }
 
 fn main() {
