@@ -81,13 +81,26 @@ where
         let ctl = self.ctl();
         let mut finished = track.retired.completed + track.retired.failed;
         for slot in &ctl.slots {
+            let st = slot.lock();
+            // `busy` is read under the slot's lock, after the counts it guards: a worker
+            // stores `busy = true` before it takes this lock to record an item, so if these
+            // counts include an item, this read sees the worker busy (running `on_sample`,
+            // say) until it has finished with it. Read before the lock, a worker could start,
+            // run and record an item between the two reads, and the drain would be reported
+            // while its `on_sample` still ran.
             if slot.busy.load(SeqCst) {
                 return false;
             }
-            let st = slot.lock();
             finished += st.window.completed + st.window.failed;
         }
-        finished + self.cancelled_items.load(SeqCst) == enqueued
+        drop(ctl);
+        drop(track);
+        let cancelled = self.cancelled_items.load(SeqCst);
+        // `enqueued` read again: an item counted as accepted-then-cancelled (a stream source's
+        // refused item) is counted in `enqueued` first, so if `cancelled` includes it, this
+        // second read does too. Unchanged, both reads include it, and its `cancelled` count
+        // cannot stand in for another producer's item still in flight.
+        finished + cancelled == enqueued && self.producer.enqueued.load(SeqCst) == enqueued
     }
 
     /// Notifies drain waiters and parked workers if the coordinator is drained.

@@ -231,12 +231,16 @@ where
     }
 
     /// Counts an item that a source read but the coordinator refused as accepted, then
-    /// cancelled (cancelled first: a drain check reads `enqueued` before the finished and
-    /// cancelled counts, so it never sees the pair half counted as drained).
+    /// cancelled, in that order: a drain check reads `enqueued`, the finished and cancelled
+    /// counts, then `enqueued` again, so a check that sees this item cancelled sees it
+    /// enqueued in its second read and never takes its cancelled count for another
+    /// producer's item still in flight. (Counted cancelled first, a check could read
+    /// `enqueued` with another producer's accepted item in it and without this one, then
+    /// `cancelled` with this one in it, and report a drain while that item was live.)
     fn count_refused_as_cancelled(&self, item: T) {
         drop(item);
-        self.cancelled_items.fetch_add(1, SeqCst);
         self.producer.enqueued.fetch_add(1, SeqCst);
+        self.cancelled_items.fetch_add(1, SeqCst);
         self.hub.telemetry.accepted_cancelled();
     }
 }

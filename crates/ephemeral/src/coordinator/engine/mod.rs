@@ -80,7 +80,9 @@
 //!   other: the item is counted, or the producer sees `closed` and takes its count back.
 //! * **Drain vs. workers**: a worker stores `busy = true`, then pops; a drain check reads the
 //!   intake's length, then each `busy`. An item a worker popped is either still counted in the
-//!   intake or its worker shows busy.
+//!   intake or its worker shows busy. The check reads a slot's `busy` under that slot's lock,
+//!   after its counts: a worker that recorded an item there (under the lock, after storing
+//!   `busy = true`) is seen busy until it has finished with the item (`on_sample` included).
 //! * **Parking**: a worker increments `idle`, then re-reads the intake; a producer pushes, then
 //!   loads `idle` / `waking` in `wake_one`. Either the producer sees the idle worker and
 //!   notifies it, or the worker sees the item.
@@ -95,7 +97,10 @@
 //!   lock) reads who waits. Either the producer sees the slot free or the release sees it.
 //! * **Sourcing**: a stream feeder increments `sourcing` before it enqueues an item it read
 //!   and decrements it after the item is counted (accepted, or accepted and cancelled), then
-//!   runs the drain check; the check loads `closed`, then `sourcing`, then `enqueued`.
+//!   runs the drain check; the check loads `closed`, then `sourcing`, then `enqueued`. A
+//!   refused item is counted in `enqueued`, then in `cancelled`; the check loads `enqueued`,
+//!   the finished and cancelled counts, then `enqueued` again and wants both the same, so a
+//!   cancelled count it sees always comes with its `enqueued` count.
 //!
 //! Counters that take part in no handshake (`defer_timeouts`, `deferring`, `workers`,
 //! `limit`, the keyed intake's `pending`) are single read-modify-writes or loads; they use
