@@ -65,42 +65,10 @@ where
     }
 
     /// Closed, nothing pending, no worker busy, and every accepted item finished or
-    /// cancelled.
-    ///
-    /// Why no item in flight is missed: a producer counts an item in `enqueued` *before* it
-    /// reads `closed`. We read `closed` first and `enqueued` after it, so a producer counting
-    /// later sees `closed` and refuses its item; every item counted in what we read is
-    /// accepted (or about to be taken back), and it is finished only if a worker recorded it
-    /// (under the slot lock we read the counts under) or cancelled it.
+    /// cancelled (`drain::is_drained`, which says why no item in flight is missed).
+    #[inline]
     pub(super) fn is_drained_now(&self) -> bool {
-        if !self.closed.load(SeqCst) || self.intake.len() != 0 || self.sourcing.load(SeqCst) != 0 {
-            return false;
-        }
-        let enqueued = self.producer.enqueued.load(SeqCst);
-        let track = self.track();
-        let ctl = self.ctl();
-        let mut finished = track.retired.completed + track.retired.failed;
-        for slot in &ctl.slots {
-            let st = slot.lock();
-            // `busy` is read under the slot's lock, after the counts it guards: a worker
-            // stores `busy = true` before it takes this lock to record an item, so if these
-            // counts include an item, this read sees the worker busy (running `on_sample`,
-            // say) until it has finished with it. Read before the lock, a worker could start,
-            // run and record an item between the two reads, and the drain would be reported
-            // while its `on_sample` still ran.
-            if slot.busy.load(SeqCst) {
-                return false;
-            }
-            finished += st.window.completed + st.window.failed;
-        }
-        drop(ctl);
-        drop(track);
-        let cancelled = self.cancelled_items.load(SeqCst);
-        // `enqueued` read again: an item counted as accepted-then-cancelled (a stream source's
-        // refused item) is counted in `enqueued` first, so if `cancelled` includes it, this
-        // second read does too. Unchanged, both reads include it, and its `cancelled` count
-        // cannot stand in for another producer's item still in flight.
-        finished + cancelled == enqueued && self.producer.enqueued.load(SeqCst) == enqueued
+        drain::is_drained(self, &self.shards)
     }
 
     /// Notifies drain waiters and parked workers if the coordinator is drained.
@@ -138,5 +106,33 @@ where
             self.wake_all();
         }
         Ok(())
+    }
+}
+
+impl<T, I, R> drain::Drainable for Shared<T, I, R>
+where
+    T: Send + 'static,
+    I: Intake<T>,
+    R: Send + 'static,
+{
+    #[inline]
+    fn closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+    #[inline]
+    fn pending(&self) -> usize {
+        self.intake.len()
+    }
+    #[inline]
+    fn sourcing(&self) -> usize {
+        self.sourcing.load(SeqCst)
+    }
+    #[inline]
+    fn enqueued(&self) -> u64 {
+        self.producer.enqueued.load(SeqCst)
+    }
+    #[inline]
+    fn cancelled(&self) -> u64 {
+        self.cancelled_items.load(SeqCst)
     }
 }

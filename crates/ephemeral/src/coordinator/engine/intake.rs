@@ -29,28 +29,23 @@ where
                 Refusal::Rejected(item)
             });
         }
-        // Counted before `closed` is read, and taken back if refused: a drain that saw the
-        // coordinator closed either counts this item or makes us see `closed` (see
-        // `is_drained_now`). One atomic write per accepted item.
-        let ticket = self.producer.enqueued.fetch_add(1, SeqCst);
-        // Taken back if refused, and also if the key's `Hash` or `Eq` panics in the push (a
-        // count left behind would make `drain` wait for an item that does not exist).
-        let mut count = TakenBackUnlessKept {
-            counter: &self.producer.enqueued,
-            keep: false,
-        };
-        crate::sync::seq_cst_point();
-        let outcome = if self.closed.load(SeqCst) {
-            Err(Refusal::Closed(item))
-        } else {
-            match self.intake.try_push(item, key, self.capacity, ticket, id) {
-                Ok(id) => Ok(id),
+        // Counted before `closed` is read, and taken back if refused, also if the key's
+        // `Hash` or `Eq` panics in the push (a count left behind would make `drain` wait for
+        // an item that does not exist): see `drain::count_in`.
+        let outcome = match drain::count_in(&self.producer.enqueued, &self.closed) {
+            None => Err(Refusal::Closed(item)),
+            Some(count) => match self
+                .intake
+                .try_push(item, key, self.capacity, count.ticket, id)
+            {
+                Ok(id) => {
+                    count.keep();
+                    Ok(id)
+                }
                 Err(Refused::Full(item, key)) => Err(Refusal::Full(item, key)),
                 Err(Refused::KeyOverloaded(item)) => Err(Refusal::KeyOverloaded(item)),
-            }
+            },
         };
-        count.keep = outcome.is_ok();
-        drop(count);
         if outcome.is_ok() {
             self.hub.telemetry.accepted();
             // Our push is ordered before this read (the cancel handshake, see the module
@@ -231,31 +226,11 @@ where
     }
 
     /// Counts an item that a source read but the coordinator refused as accepted, then
-    /// cancelled, in that order: a drain check reads `enqueued`, the finished and cancelled
-    /// counts, then `enqueued` again, so a check that sees this item cancelled sees it
-    /// enqueued in its second read and never takes its cancelled count for another
-    /// producer's item still in flight. (Counted cancelled first, a check could read
-    /// `enqueued` with another producer's accepted item in it and without this one, then
-    /// `cancelled` with this one in it, and report a drain while that item was live.)
+    /// cancelled, in that order (see `drain::count_accepted_cancelled`).
     fn count_refused_as_cancelled(&self, item: T) {
         drop(item);
-        self.producer.enqueued.fetch_add(1, SeqCst);
-        self.cancelled_items.fetch_add(1, SeqCst);
+        drain::count_accepted_cancelled(&self.producer.enqueued, &self.cancelled_items);
         self.hub.telemetry.accepted_cancelled();
-    }
-}
-
-/// Takes one back from `counter` when dropped, unless `keep` was set (also on unwind).
-struct TakenBackUnlessKept<'a> {
-    counter: &'a AtomicU64,
-    keep: bool,
-}
-
-impl Drop for TakenBackUnlessKept<'_> {
-    fn drop(&mut self) {
-        if !self.keep {
-            self.counter.fetch_sub(1, SeqCst);
-        }
     }
 }
 

@@ -121,7 +121,7 @@ use crate::options::{Options, SampleHandler};
 use crate::outcome::Outcome;
 use crate::signal::SignalEvent;
 use crate::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use crate::sync::{Mutex, MutexGuard};
+use crate::sync::MutexGuard;
 use crate::time;
 use crate::window::{self, Window};
 use crate::BoxError;
@@ -137,11 +137,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 mod control;
+mod drain;
 mod expiry;
 mod gates;
 mod hub;
 mod intake;
 mod reads;
+mod shards;
 mod slot;
 mod wake;
 mod worker;
@@ -149,11 +151,16 @@ mod worker;
 use expiry::ExpireTarget;
 use gates::GateKind;
 use hub::Hub;
+use shards::{Ctl, Shards, Track};
 use slot::Slot;
 use wake::{ParkWait, Parking, Room};
 
 #[cfg(all(test, loom))]
+mod loom_drain;
+#[cfg(all(test, loom))]
 mod loom_models;
+#[cfg(all(test, loom))]
+mod loom_shards;
 
 type SpawnFn<T, I, R> = Box<dyn Fn(Arc<Shared<T, I, R>>, WorkerSlot<T, I, R>) + Send + Sync>;
 
@@ -162,11 +169,10 @@ type WorkerSlot<T, I, R> = Arc<Slot<R, <I as Intake<T>>::Label>>;
 
 pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) intake: I,
-    /// Serialises readers and holds what workers that left had finished. Never taken on the
-    /// hot path. Lock order: see the module docs.
-    track: Mutex<Track<R, I::Label>>,
-    /// Worker bookkeeping (spawn, exit, the slot list readers walk). Rarely taken.
-    ctl: Mutex<Ctl<R, I::Label>>,
+    /// The window's shards: `track` (what workers that left had finished; serialises
+    /// readers) and `ctl` (the slot list: spawn, exit, readers), neither taken on the hot
+    /// path. Lock order: see the module docs.
+    shards: Shards<Slot<R, I::Label>, Window<R, I::Label>>,
     pub(crate) hub: Arc<Hub>,
 
     closed: AtomicBool,
@@ -220,17 +226,8 @@ pub(crate) struct Shared<T, I: Intake<T>, R> {
     pub(crate) closed_token: CancellationToken,
 }
 
-struct Ctl<R, L> {
-    slots: Vec<Arc<Slot<R, L>>>,
-}
-
 struct ProducerCounters {
     enqueued: AtomicU64,
-}
-
-/// What finished operations of workers that left are kept in.
-struct Track<R, L> {
-    retired: Window<R, L>,
 }
 
 enum Next<T, K, L> {
@@ -320,16 +317,13 @@ where
         let expiry = hub.expiry.clone();
         let shared = Arc::new_cyclic(|me| Shared {
             intake: make_intake(&options),
-            track: Mutex::new(Track {
-                retired: Window::new(
-                    options.max_tracked_operations,
-                    options.max_operation_lifetime,
-                ),
-            }),
+            shards: Shards::new(Window::new(
+                options.max_tracked_operations,
+                options.max_operation_lifetime,
+            )),
             window_max: options.max_tracked_operations,
             window_lifetime: options.max_operation_lifetime,
             gates_on: hub.gates.any(),
-            ctl: Mutex::new(Ctl { slots: Vec::new() }),
             hub,
             closed: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
@@ -385,15 +379,12 @@ where
         shared
     }
 
-    fn track(&self) -> MutexGuard<'_, Track<R, I::Label>> {
-        // No user code runs under this lock except drops of evicted results; the state is
-        // consistent at every unlock, so a poisoned lock is still usable.
-        self.track.lock()
+    fn track(&self) -> MutexGuard<'_, Track<Window<R, I::Label>>> {
+        self.shards.track()
     }
 
-    fn ctl(&self) -> MutexGuard<'_, Ctl<R, I::Label>> {
-        // Same reasoning as `track`.
-        self.ctl.lock()
+    fn ctl(&self) -> MutexGuard<'_, Ctl<Slot<R, I::Label>>> {
+        self.shards.ctl()
     }
 }
 

@@ -86,38 +86,34 @@ where
         f: impl FnOnce(&mut WindowView<'_, '_, R, I::Label>) -> X,
     ) -> X {
         let now = time::now();
-        let mut track = self.track();
-        let ctl = self.ctl();
-        let mut slots: Vec<MutexGuard<'_, SlotState<R, I::Label>>> =
-            ctl.slots.iter().map(|s| s.lock()).collect();
-        // Signals whose ttl ended leave first, so that no read returns them.
         let mut due = Vec::new();
-        self.hub.expiry.take_due(now, &mut due);
-        due.retain(|d| self.remove_expired(&mut slots, &mut track.retired, d));
-        window::trim(
-            slots
-                .iter_mut()
-                .map(|st| &mut st.window)
-                .chain(std::iter::once(&mut track.retired)),
-            self.window_max,
-            now,
-            &self.hub.gates,
-        );
-        let out = f(&mut WindowView {
-            slots: &mut slots,
-            retired: &mut track.retired,
-            now,
-        });
-        // Results that left the window are dropped once every lock is released (a result's
+        // Results that leave the window are dropped once every lock is released (a result's
         // `Drop` is user code).
         let mut dead = Vec::new();
-        for st in slots.iter_mut() {
-            st.window.take_dead(&mut dead);
-        }
-        track.retired.take_dead(&mut dead);
-        drop(slots);
-        drop(ctl);
-        drop(track);
+        let out = self.shards.read(|retired, slots| {
+            // Signals whose ttl ended leave first, so that no read returns them.
+            self.hub.expiry.take_due(now, &mut due);
+            due.retain(|d| self.remove_expired(slots, retired, d));
+            window::trim(
+                slots
+                    .iter_mut()
+                    .map(|st| &mut st.window)
+                    .chain(std::iter::once(&mut *retired)),
+                self.window_max,
+                now,
+                &self.hub.gates,
+            );
+            let out = f(&mut WindowView {
+                slots,
+                retired,
+                now,
+            });
+            for st in slots.iter_mut() {
+                st.window.take_dead(&mut dead);
+            }
+            retired.take_dead(&mut dead);
+            out
+        });
         drop(dead);
         if !due.is_empty() {
             // Retraction handlers are user code: run them with no lock held.

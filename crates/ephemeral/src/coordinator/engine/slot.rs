@@ -10,13 +10,14 @@
 //!   of evicted results.
 
 use super::hub::Hub;
+use super::shards::Shard;
 use crate::id::OperationId;
 use crate::label::KeyLabel;
 use crate::operation::{OpSlot, OperationError, OperationSnapshot};
 use crate::signal::{SignalConstraints, SignalEvent, SignalRetracted};
 use crate::sync::{Mutex, MutexGuard};
 use crate::time;
-use crate::window::{Finished, Window};
+use crate::window::{Finished, OnRemoved, Window};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -85,6 +86,60 @@ impl<R: Send, L: KeyLabel> OpSlot for Slot<R, L> {
     }
     fn retracted(&self, event: SignalRetracted) {
         self.hub.retracted(event);
+    }
+}
+
+impl<R, L> SlotState<R, L> {
+    /// Nothing running, an empty shard of capacity `max`.
+    pub(crate) fn new(max: usize, lifetime: Option<Duration>, now: Instant) -> Self {
+        SlotState {
+            running: Running {
+                id: None,
+                key: None,
+                seq: 0,
+                start: now,
+                signals: Vec::new(),
+                pinned: false,
+                label: None,
+            },
+            window: Window::new(max, lifetime),
+        }
+    }
+}
+
+impl<R, L: KeyLabel> SlotState<R, L> {
+    /// Ends the running operation with `outcome` at `now` and records it in this slot's
+    /// shard (`seen` sees the record first), moving results that left the shard to `spare`
+    /// (to be dropped after the lock is released).
+    ///
+    /// The operation goes from running to finished within this one call, so a caller holding
+    /// the slot's lock across it (and across the next start: `settle_slot`) never shows a
+    /// reader the operation in neither place or in both.
+    #[inline]
+    pub(crate) fn settle(
+        &mut self,
+        outcome: Result<R, OperationError>,
+        now: Instant,
+        gates: &impl OnRemoved,
+        spare: &mut Vec<R>,
+        seen: impl FnOnce(&Finished<R, L>),
+    ) {
+        let (rec, pinned) = self.running.finish(now, outcome);
+        seen(&rec);
+        self.window.record(rec, pinned, now, gates);
+        self.window.take_dead(spare);
+    }
+}
+
+impl<R, L> Shard for Slot<R, L> {
+    type State = SlotState<R, L>;
+    #[inline]
+    fn lock(&self) -> MutexGuard<'_, SlotState<R, L>> {
+        Slot::lock(self)
+    }
+    #[inline]
+    fn busy(&self) -> bool {
+        self.busy.load(crate::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -159,18 +214,7 @@ impl<R, L> Slot<R, L> {
             hub,
             busy: crate::sync::atomic::AtomicBool::new(false),
             ended: crate::sync::atomic::AtomicU64::new(0),
-            state: Mutex::new(SlotState {
-                running: Running {
-                    id: None,
-                    key: None,
-                    seq: 0,
-                    start: time::now(),
-                    signals: Vec::new(),
-                    pinned: false,
-                    label: None,
-                },
-                window: Window::new(max, lifetime),
-            }),
+            state: Mutex::new(SlotState::new(max, lifetime, time::now())),
         }
     }
 

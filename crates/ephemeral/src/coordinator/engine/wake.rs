@@ -38,18 +38,20 @@ where
     /// Spawns a worker if there are fewer than the limit and the coordinator is not cancelled
     /// (under the worker list's lock); returns whether it did.
     fn spawn_worker(&self) -> bool {
-        let mut ctl = self.ctl();
-        if self.workers.load(SeqCst) >= self.limit.load(SeqCst) || self.cancelled.load(SeqCst) {
+        let slot = self.shards.add(|| {
+            if self.workers.load(SeqCst) >= self.limit.load(SeqCst) || self.cancelled.load(SeqCst) {
+                return None;
+            }
+            self.workers.fetch_add(1, SeqCst);
+            Some(Arc::new(Slot::new(
+                self.hub.clone(),
+                self.window_max,
+                self.window_lifetime,
+            )))
+        });
+        let Some(slot) = slot else {
             return false;
-        }
-        let slot = Arc::new(Slot::new(
-            self.hub.clone(),
-            self.window_max,
-            self.window_lifetime,
-        ));
-        ctl.slots.push(slot.clone());
-        self.workers.fetch_add(1, SeqCst);
-        drop(ctl);
+        };
         if let Some(me) = self.me.upgrade() {
             (self.spawn)(me, slot);
         }
@@ -116,25 +118,19 @@ where
     /// moves its finished operations to the retired window; returns whether it did.
     fn unregister(&self, slot: &WorkerSlot<T, I, R>, shrinking: bool) -> bool {
         let mut dead = Vec::new();
-        let mut track = self.track();
-        let mut ctl = self.ctl();
-        if shrinking && self.workers.load(SeqCst) <= self.limit.load(SeqCst) {
-            return false;
-        }
-        let Some(pos) = ctl.slots.iter().position(|s| Arc::ptr_eq(s, slot)) else {
-            return false;
-        };
-        ctl.slots.swap_remove(pos);
-        self.workers.fetch_sub(1, SeqCst);
-        track
-            .retired
-            .absorb(&mut slot.lock().window, &self.hub.gates);
-        track.retired.take_dead(&mut dead);
-        drop(ctl);
-        drop(track);
+        let gates = &self.hub.gates;
+        let removed = self.shards.retire(
+            slot,
+            || !shrinking || self.workers.load(SeqCst) > self.limit.load(SeqCst),
+            |retired, st| {
+                self.workers.fetch_sub(1, SeqCst);
+                retired.absorb(&mut st.window, gates);
+                retired.take_dead(&mut dead);
+            },
+        );
         // Results that left the window are dropped outside the locks.
         drop(dead);
-        true
+        removed
     }
 }
 

@@ -167,14 +167,13 @@ where
         let st = &mut *guard;
         let mut reply = None;
         if let Some(outcome) = done {
-            let (rec, pinned) = st.running.finish(now, outcome);
-            if self.replies.owed() {
-                reply = self
-                    .replies
-                    .take(rec.id, rec.error.as_ref(), rec.result.as_ref());
-            }
-            st.window.record(rec, pinned, now, &self.hub.gates);
-            st.window.take_dead(&mut carry.spare);
+            st.settle(outcome, now, &self.hub.gates, &mut carry.spare, |rec| {
+                if self.replies.owed() {
+                    reply = self
+                        .replies
+                        .take(rec.id, rec.error.as_ref(), rec.result.as_ref());
+                }
+            });
         }
         let taken = match take {
             Take::Nothing => {
