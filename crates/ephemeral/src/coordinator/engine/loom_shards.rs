@@ -196,12 +196,12 @@ impl Model {
     }
 }
 
-/// Two workers, each settling its operation 1 and starting operation 2, settling 2 and
+/// Three workers, each settling its operation 1 and starting operation 2, settling 2 and
 /// starting 3, then settling 3, while a reader reads twice: each started operation is seen
 /// exactly once in every read.
 fn settle_read(variant: Variant) {
-    let model = Arc::new(Model::new(variant, 2, 3));
-    let threads: Vec<_> = (0..2)
+    let model = Arc::new(Model::new(variant, 3, 3));
+    let threads: Vec<_> = (0..3)
         .map(|w| {
             let m = model.clone();
             thread::spawn(move || {
@@ -220,7 +220,7 @@ fn settle_read(variant: Variant) {
 }
 
 /// A worker settling operation 1, starting and settling operation 2, then leaving, while
-/// another worker settles its operation and a reader reads.
+/// another worker settles its operation and a reader reads twice.
 fn retire_read(variant: Variant) {
     let model = Arc::new(Model::new(variant, 2, 2));
     let leaving = {
@@ -235,6 +235,7 @@ fn retire_read(variant: Variant) {
         let m = model.clone();
         thread::spawn(move || m.settle(1, None))
     };
+    model.read();
     model.read();
     leaving.join().unwrap();
     staying.join().unwrap();
