@@ -47,8 +47,8 @@
 //! Every lock the engine and its parts take, outermost first. A thread holding one of them
 //! takes only locks further down the list (a lock of the same rank only where said).
 //!
-//! 1. `track` (the retired workers' window; serialises readers).
-//! 2. `ctl` (the worker list).
+//! 1. `track` (the retired workers' window; serialises readers; `shards.rs`).
+//! 2. `ctl` (the worker list; `shards.rs`).
 //! 3. A worker slot's `state` (`slot.rs`). Readers take every slot's, in list order, after
 //!    `ctl`; a worker takes only its own, with nothing above held.
 //! 4. A keyed intake's shard lock (`scheduler/keyed`): taken by workers under their slot's
@@ -75,9 +75,10 @@
 //! then load another* (the Dekker shape): acquire/release alone lets both loads miss both
 //! stores, and then an item or a wake-up is lost. The handshakes:
 //!
-//! * **Drain vs. producers**: a producer increments `enqueued`, then loads `closed`; `complete`
-//!   stores `closed`, and a drain check loads `closed`, then `enqueued`. One of them sees the
-//!   other: the item is counted, or the producer sees `closed` and takes its count back.
+//! * **Drain vs. producers** (`drain.rs`): a producer increments `enqueued`, then loads
+//!   `closed`; `complete` stores `closed`, and a drain check loads `closed`, then `enqueued`.
+//!   One of them sees the other: the item is counted, or the producer sees `closed` and takes
+//!   its count back.
 //! * **Drain vs. workers**: a worker stores `busy = true`, then pops; a drain check reads the
 //!   intake's length, then each `busy`. An item a worker popped is either still counted in the
 //!   intake or its worker shows busy. The check reads a slot's `busy` under that slot's lock,
